@@ -1,0 +1,46 @@
+"""The click front end: each command parses options, makes one library call and prints.
+
+This package is the composition root, the one place in ``api`` that imports ``workers``
+(lazily, inside the commands that sample or grade), so the library can be used without vLLM,
+Celery or a sandbox installed. One module per command group.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from api import __version__
+from api.cli.autoscale import autoscale
+from api.cli.benchmarks import benchmarks
+from api.cli.db import db
+from api.cli.fleet import resume, status, submit, worker
+from api.cli.options import Group, log_to_stderr
+from api.cli.report import audit, export, report
+from api.cli.run import run
+from api.cli.score import score
+from api.cli.verify import verify
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="boundary")
+def cli() -> None:
+    """Measure the reasoning boundary of language models: draw many samples per problem,
+    verify each one, store everything, and report pass@k and coverage.
+
+    \b
+    Example:
+      boundary run --model smollm2-135m --benchmark arith --limit 20 -k 8
+      boundary report
+    """
+    log_to_stderr()
+
+
+for command in (run, submit, status, resume, report, audit, export, score, worker, autoscale, verify, db, benchmarks):
+    cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="boundary")

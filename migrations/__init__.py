@@ -1,0 +1,1 @@
+"""Alembic environment and versions for the boundary schema (see api/db/migrate.py)."""

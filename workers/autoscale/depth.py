@@ -1,0 +1,94 @@
+"""How deep each queue is, read from the broker the way Kombu's Redis transport stores it.
+
+A queue is a Redis list named after it (messages waiting), plus one list per priority step
+(``queue\\x06\\x163``...) when messages carry priorities. A message a worker has taken but not
+yet acknowledged (with ``acks_late``: until its batch is done) sits in the ``unacked`` hash as
+``[message, exchange, routing_key]``. A queue's depth is both: work not yet finished.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+from api.autoscale import check_queue_name
+from api.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Depth:
+    waiting: int
+    reserved: int
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.reserved
+
+
+def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
+    """A client for the broker at ``url``; it connects on first use."""
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    except ValueError as exc:
+        raise ConfigError(f"invalid broker URL: {exc}") from None
+
+
+def list_names(queue: str) -> list[str]:
+    """The Redis lists holding a queue's waiting messages, one per priority step."""
+    return [queue if step == 0 else f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS]
+
+
+def _reserved_queue(entry: bytes) -> str | None:
+    """The queue of one ``unacked`` entry: its routing key (Celery routes a task to the queue of
+    the same name through the default exchange), else the one its delivery info names."""
+    try:
+        message, _exchange, routing_key = json.loads(entry)
+        return routing_key or message["properties"]["delivery_info"]["routing_key"]
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _count_reserved(entries: Iterable[bytes]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        queue = _reserved_queue(entry)
+        if queue is not None:
+            counts[queue] = counts.get(queue, 0) + 1
+    return counts
+
+
+def read_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, Depth]:
+    """Waiting and reserved messages of each queue, in one round trip. Raises redis.RedisError
+    when the broker does not answer."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            for name in list_names(queue):
+                pipe.llen(name)
+        pipe.hvals(Channel.unacked_key)
+        results = pipe.execute()
+    steps = len(PRIORITY_STEPS)
+    reserved = _count_reserved(results[-1])
+    return {
+        queue: Depth(sum(results[i * steps:(i + 1) * steps]), reserved.get(queue, 0))
+        for i, queue in enumerate(queues)
+    }
+
+
+def discover_queues(client: redis.Redis) -> list[str]:
+    """boundary's queues that hold messages now (waiting or reserved)."""
+    candidates = {raw.decode(errors="replace").split(Channel.sep)[0] for raw in client.scan_iter(match="sample.*", count=500)}
+    candidates |= {"grade", "sandbox", *_count_reserved(client.hvals(Channel.unacked_key))}
+    ours = [q for q in sorted(candidates) if _is_ours(q)]
+    return [q for q, depth in read_depths(client, ours).items() if depth.total]
+
+
+def _is_ours(queue: str) -> bool:
+    try:
+        check_queue_name(queue)
+        return True
+    except ConfigError:
+        return False

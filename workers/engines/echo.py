@@ -1,0 +1,85 @@
+"""A test and benchmark engine: instant, deterministic text, no model.
+
+It exists to test and measure what surrounds sampling (queues, workers, the database,
+failure handling) without a model's cost or noise; its runs are stored under engine "echo"
+and are never mistaken for a model's. Sample ``i`` of a request is a function of the prompt and
+``seed + i`` only, like a real engine's, so top-ups and redeliveries behave as they would.
+
+Options:
+  delay_s      seconds to sleep per sample (to interrupt a run in the middle)
+  fail_on      a text: a prompt containing it makes generate() raise (a failing batch)
+  crash_on     a text: a prompt containing it kills this process with SIGKILL (a batch that
+               kills its worker, like an OOM kill or a segfault)
+  reply        a fixed completion for every sample (a known answer, to test grading end to end)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from api.errors import ConfigError, EngineError
+from api.models import ModelSpec
+from api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+
+OPTIONS = ("delay_s", "fail_on", "crash_on", "reply")
+
+
+def echo_text(prompt: str, seed: int) -> str:
+    """The completion of ``prompt`` for ``seed``: a short line ending in a boxed number."""
+    digest = hashlib.blake2b(f"{seed}:{prompt}".encode(), digest_size=4).digest()
+    value = int.from_bytes(digest, "big")
+    return f"Working it out ({value % 997}). The answer is \\boxed{{{value % 40}}}."
+
+
+class EchoEngine:
+    name = "echo"
+
+    def __init__(self, delay_s: float = 0.0, fail_on: str | None = None, crash_on: str | None = None,
+                 reply: str | None = None):
+        self.delay_s, self.fail_on, self.crash_on = float(delay_s), fail_on, crash_on
+        self.reply = None if reply is None else str(reply)
+
+    @classmethod
+    def load(cls, spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> EchoEngine:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown echo engine option(s): {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
+        return cls(**options)
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str:
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], config: SamplingConfig, progress: ProgressFn | None = None
+    ) -> Iterator[Completion]:
+        for request in requests:
+            if self.crash_on and self.crash_on in request.prompt:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fail_on and self.fail_on in request.prompt:
+                raise EngineError(f"echo engine told to fail on prompts containing {self.fail_on!r}")
+            for i in range(request.first_index, request.first_index + request.count):
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+                text = self.reply if self.reply is not None else echo_text(request.prompt, request.seed + i)
+                yield Completion(request.key, i, text, len(text.split()), "stop", -float(len(text)) / 10)
+                if progress is not None:
+                    progress(1)
+
+    def score(self, requests: Sequence[ScoreRequest], progress: ProgressFn | None = None) -> Iterator[ScoreResult]:
+        """A deterministic stand-in: -0.5 per whitespace token of the completion, less for text
+        the echo engine itself would produce ("The answer is" scores -0.1 per token)."""
+        for r in requests:
+            tokens = r.completion.split()
+            per_token = -0.1 if "The answer is" in r.completion else -0.5
+            yield ScoreResult(r.key, per_token * len(tokens), len(tokens))
+            if progress is not None:
+                progress(1)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,95 @@
+"""What a worker process holds between tasks: its database, its loaded engine, its grader.
+
+``boundary worker`` configures it before the worker starts; each is created on first use and
+kept, so a sampling worker loads its model once. A forked pool child drops the database
+connections it inherited (``after_fork``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from api.db import Database
+from api.db.session import make_engine
+from api.types import Engine, Grader
+
+
+@dataclass
+class WorkerConfig:
+    database_url: str
+    model_name: str | None = None
+    """Sampling workers: the model (as named in the database) this worker serves."""
+    engine_name: str | None = None
+    open_engine: Callable[[], Engine] | None = None
+    open_grader: Callable[[str], Grader] | None = None
+    max_attempts: int = 3
+
+
+_config: WorkerConfig | None = None
+_database: Database | None = None
+_engine: Engine | None = None
+_graders: dict[str, Grader] = {}
+
+
+def configure(config: WorkerConfig) -> None:
+    global _config
+    shutdown()
+    _config = config
+
+
+def config() -> WorkerConfig:
+    if _config is None:
+        raise RuntimeError("this worker process was not configured (start it with `boundary worker ...`)")
+    return _config
+
+
+def database() -> Database:
+    global _database
+    if _database is None:
+        # No ping or schema check here: the worker checked both when it started, and a database
+        # that is down now (a restart) must surface as a transient error of the task's own
+        # queries, which wait and retry, not as a failed delivery.
+        _database = Database(make_engine(config().database_url))
+    return _database
+
+
+def engine() -> Engine:
+    global _engine
+    if _engine is None:
+        factory = config().open_engine
+        if factory is None:
+            raise RuntimeError("this worker does not sample: it has no engine")
+        _engine = factory()
+    return _engine
+
+
+def grader(kind: str) -> Grader:
+    if kind not in _graders:
+        factory = config().open_grader
+        if factory is None:
+            raise RuntimeError("this worker does not grade")
+        _graders[kind] = factory(kind)
+    return _graders[kind]
+
+
+def after_fork() -> None:
+    """In a new pool child: forget (without closing) the parent's connections and children."""
+    global _database
+    if _database is not None:
+        _database.engine.dispose(close=False)
+        _database = None
+    _graders.clear()
+
+
+def shutdown(*_: Any) -> None:
+    global _database, _engine
+    for g in list(_graders.values()):
+        g.close()
+    _graders.clear()
+    if _engine is not None:
+        _engine.close()
+        _engine = None
+    if _database is not None:
+        _database.dispose()
+        _database = None

@@ -1,0 +1,97 @@
+"""The sampling task: draw the samples a run is missing for some problems and store them.
+
+Idempotent: what to draw is derived from the database, and samples are written with an
+upsert on (run, problem, sample index), so running it twice, or two processes racing on the
+same problems, still leaves exactly n samples per problem.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from api.db import Database, schema
+from api.db.upsert import insert_ignore
+from api.db.retry import with_retry
+from api.runs import SampleWork, render_missing_prompts, sample_work, sampling_config
+from api.types import Completion, Engine, GenerationRequest, ProgressFn
+
+WRITE_ROWS = 4096
+"""Samples written at once, at most: a write per sample would cost more than the sampling of a
+fast engine."""
+
+WRITE_AFTER_S = 5.0
+"""Seconds after which samples streaming in from a slow engine are written even if fewer than
+WRITE_ROWS have arrived, so that a crash loses little and `status` sees progress."""
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; keep SQLite and PostgreSQL byte-identical.
+    return text.replace("\x00", "\ufffd")
+
+
+def requests_for(work: Sequence[SampleWork]) -> list[GenerationRequest]:
+    return [
+        GenerationRequest(key=w.problem_id, prompt=w.prompt, seed=w.seed, first_index=first, count=count)
+        for w in work
+        for first, count in w.ranges
+    ]
+
+
+def _rows(run_id: int, completions: Iterator[Completion]) -> Iterator[dict]:
+    now = schema.utcnow()
+    for c in completions:
+        yield {
+            "run_id": run_id,
+            "problem_id": c.key,
+            "sample_index": c.index,
+            "text": _clean(c.text),
+            "num_tokens": c.num_tokens,
+            "finish_reason": c.finish_reason,
+            "cumulative_logprob": c.cumulative_logprob,
+            "created_at": now,
+        }
+
+
+def sample_problems(
+    db: Database,
+    engine: Engine,
+    run_id: int,
+    problem_ids: Sequence[int],
+    progress: ProgressFn | None = None,
+    retry_window_s: float = 0.0,
+) -> int:
+    """Draw and store every missing sample of ``problem_ids`` in ``run_id``; returns how many
+    samples were drawn. Prompts only the model can render (chat templates) are rendered first.
+    Writes are retried for ``retry_window_s`` while the database is unreachable, so a database
+    restart does not throw away drawn samples."""
+
+    def prepare() -> tuple[Any, list[SampleWork]]:
+        with db.session() as session:
+            render_missing_prompts(session, run_id, problem_ids, engine.render_chat)
+        with db.session() as session:
+            run, work = sample_work(session, run_id, problem_ids)
+            return sampling_config(run), work
+
+    config, work = with_retry(prepare, retry_window_s)
+    requests = requests_for(work)
+    if not requests:
+        return 0
+    drawn = 0
+    batch: list[dict] = []
+    last_write = time.monotonic()
+    for row in _rows(run_id, engine.generate(requests, config, progress)):
+        batch.append(row)
+        if len(batch) >= WRITE_ROWS or time.monotonic() - last_write >= WRITE_AFTER_S:
+            drawn += with_retry(lambda rows=batch: _write(db, rows), retry_window_s)
+            batch, last_write = [], time.monotonic()
+    drawn += with_retry(lambda: _write(db, batch), retry_window_s)
+    return drawn
+
+
+def _write(db: Database, rows: list[dict]) -> int:
+    if rows:
+        with db.session() as session:
+            insert_ignore(session, schema.Sample, rows, ["run_id", "problem_id", "sample_index"])
+    return len(rows)

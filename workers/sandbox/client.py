@@ -1,0 +1,200 @@
+"""The host's end of one sandbox: a fork server started through a backend (bubblewrap, Docker,
+or none), fed jobs one at a time, restarted when it dies and replaced every N samples."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pickle
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from api.errors import GradingError
+from api.types import CodeJob
+from workers.sandbox import candidate as candidate_module
+from workers.sandbox import server as server_module
+from workers.sandbox.channel import ChannelClosed, ChannelTimeout
+from workers.sandbox.options import SandboxOptions
+
+SERVER_SOURCES = (Path(candidate_module.__file__).read_bytes(), Path(server_module.__file__).read_bytes())
+"""The program the sandbox's interpreter runs, in two parts (the zygote runs only the first);
+sent on its stdin: nothing is mounted for it."""
+
+STARTUP_TIMEOUT_S = 60.0
+"""Seconds a new sandbox may take to say it is ready (bwrap, the interpreter, the zygote's
+imports: about 0.3 s here)."""
+
+HOST_GRACE_S = 15.0
+"""Seconds past a job's own deadline before the host gives up on the sandbox and kills it (the
+server enforces the deadline itself, and cleans up after the previous sample first)."""
+
+
+class Channel(Protocol):
+    pid: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def read_exact(self, size: int, deadline: float) -> bytes: ...
+
+    def alive(self) -> bool: ...
+
+    def stderr_tail(self, limit: int = 2000) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """How to start a sandbox server (see workers.sandbox.bwrap, .docker, .unsafe)."""
+
+    name: str
+
+    def launch(self) -> Channel: ...
+
+    def server_config(self) -> dict[str, Any]: ...
+
+    def explain(self, channel: Channel | None, problem: str) -> str: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class SandboxDied(Exception):
+    """The sandbox closed its channel in the middle of a job."""
+
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+class ForkServer:
+    """A warm sandbox (api.types.Sandbox): one job at a time, plans sent once per sandbox."""
+
+    def __init__(self, backend: Backend, options: SandboxOptions):
+        self._backend = backend
+        self.options = options
+        self.backend = backend.name
+        self._channel: Channel | None = None
+        self._plans: set[str] = set()
+        self._jobs = 0
+        self._ids = itertools.count(1)
+        self.info: dict[str, Any] = {}
+        """The running server's greeting: interpreter version, preloaded modules, uid."""
+        self.starts = 0
+        """Sandboxes started so far (the first, recycles, and restarts after a death)."""
+
+    @property
+    def pid(self) -> int | None:
+        """Host pid of the sandbox's root process (bwrap's), or None when not running."""
+        return self._channel.pid if self._channel is not None else None
+
+    def start(self) -> None:
+        """Start a sandbox and wait until its server and zygote are ready. GradingError says
+        what failed (e.g. user namespaces blocked)."""
+        self.stop()
+        try:
+            channel = self._backend.launch()
+        except GradingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the backend raised, in one line
+            raise GradingError(self._backend.explain(None, f"{type(exc).__name__}: {exc}")) from None
+        try:
+            channel.write(len(SERVER_SOURCES).to_bytes(4, "big") + b"".join(map(_frame, SERVER_SOURCES)))
+            channel.write(_frame(pickle.dumps(self._backend.server_config(), protocol=5)))
+            hello = json.loads(self._read(channel, time.monotonic() + STARTUP_TIMEOUT_S))
+        except (ChannelClosed, ChannelTimeout, ValueError) as exc:
+            problem = "it did not answer in time" if isinstance(exc, ChannelTimeout) else "it exited"
+            message = self._backend.explain(channel, problem)
+            channel.close()
+            raise GradingError(message) from None
+        if not hello.get("ready"):
+            channel.close()
+            raise GradingError(self._backend.explain(None, str(hello.get("error"))))
+        self._channel, self.info = channel, hello
+        self._plans.clear()
+        self._jobs = 0
+        self.starts += 1
+
+    def run(self, job: CodeJob) -> dict[str, Any]:
+        """The sandbox's report on ``job``. A sandbox that dies during a job is restarted and
+        the job tried once more; a second death is the sample's doing and fails it."""
+        if self._channel is None or self._jobs >= self.options.recycle_samples or not self._channel.alive():
+            self.start()
+        for attempt in (1, 2):
+            try:
+                return self._exchange(job)
+            except SandboxDied:
+                self.stop()
+                if attempt == 2:
+                    return _failure("crashed", "the sandbox died while running the sample (twice)")
+                self.start()
+            except ChannelTimeout:
+                self.stop()
+                return {"status": "error", "error": f"the sandbox did not answer within {job.timeout_s + HOST_GRACE_S:g}s"}
+        raise AssertionError("unreachable")
+
+    def ping(self) -> dict[str, Any]:
+        if self._channel is None:
+            self.start()
+        assert self._channel is not None
+        self._channel.write(_frame(pickle.dumps({"op": "ping"})))
+        return json.loads(self._read(self._channel, time.monotonic() + 30))
+
+    def stop(self) -> None:
+        if self._channel is not None:
+            try:
+                self._channel.write(_frame(pickle.dumps({"op": "exit"})))
+            except ChannelClosed:
+                pass
+            self._channel.close()
+            self._channel = None
+
+    def close(self) -> None:
+        self.stop()
+        self._backend.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, **self._backend.describe(), **({"server": self.info} if self.info else {})}
+
+    def __enter__(self) -> ForkServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _exchange(self, job: CodeJob) -> dict[str, Any]:
+        assert self._channel is not None
+        message: dict[str, Any] = {
+            "op": "job", "id": next(self._ids), "plan_key": job.plan_key, "program": job.program,
+            "timeout_s": job.timeout_s, "record": job.record, "all_tests": job.all_tests,
+        }
+        if job.plan_key not in self._plans:
+            message["plan"] = dict(job.plan)
+        reply = self._send(message, job.timeout_s)
+        if "need_plan" in reply:  # the server's plan cache dropped it
+            message["plan"] = dict(job.plan)
+            reply = self._send(message, job.timeout_s)
+        self._plans.add(job.plan_key)
+        self._jobs += 1
+        return reply
+
+    def _send(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        assert self._channel is not None
+        try:
+            self._channel.write(_frame(pickle.dumps(message, protocol=5)))
+            return json.loads(self._read(self._channel, time.monotonic() + timeout_s + HOST_GRACE_S))
+        except ChannelClosed:
+            raise SandboxDied from None
+
+    @staticmethod
+    def _read(channel: Channel, deadline: float) -> bytes:
+        size = int.from_bytes(channel.read_exact(4, deadline), "big")
+        return channel.read_exact(size, deadline)
+
+
+def _failure(status: str, message: str) -> dict[str, Any]:
+    return {
+        "status": status, "tests": {}, "passed": 0, "total": 0, "error": None,
+        "first_failure": {"group": None, "test": None, "outcome": status, "message": message},
+    }

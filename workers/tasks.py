@@ -1,0 +1,65 @@
+"""Celery tasks: thin, named, taking a batch id, idempotent. The work is in workers.batches."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.app.task import Task
+
+from api import defaults
+from api.db.retry import is_transient
+from workers import runtime
+from workers.batches import Retry, run_grade_batch, run_sample_batch, run_score_batch
+from workers.celery_app import GRADE_TASK, SAMPLE_TASK, SCORE_TASK
+from workers.queue import publish
+
+
+def _later(task: Task, exc: BaseException, countdown: float | None = None) -> Exception:
+    """A retry of this message: after ``countdown``, or with backoff for a database outage.
+    Database outages do not count against the batch's attempts (it was not claimed)."""
+    if countdown is None:
+        countdown = min(defaults.RETRY_BACKOFF_MAX_S, 2.0 ** min(task.request.retries, 6))
+    return task.retry(exc=exc, countdown=countdown, max_retries=None)
+
+
+@shared_task(name=SAMPLE_TASK, bind=True, acks_late=True, max_retries=None)
+def sample(self: Task, batch_id: int) -> None:
+    config = runtime.config()
+    try:
+        follow = run_sample_batch(
+            runtime.database(), runtime.engine, batch_id,
+            model_name=config.model_name or "", engine_name=config.engine_name or "", max_attempts=config.max_attempts,
+        )
+    except Retry as exc:
+        raise _later(self, exc, exc.countdown) from None
+    except Exception as exc:
+        if is_transient(exc):
+            raise _later(self, exc) from None
+        raise
+    publish(self.app, follow)
+
+
+@shared_task(name=GRADE_TASK, bind=True, acks_late=True, max_retries=None)
+def grade(self: Task, batch_id: int) -> None:
+    config = runtime.config()
+    try:
+        run_grade_batch(runtime.database(), runtime.grader, batch_id, max_attempts=config.max_attempts)
+    except Retry as exc:
+        raise _later(self, exc, exc.countdown) from None
+    except Exception as exc:
+        if is_transient(exc):
+            raise _later(self, exc) from None
+        raise
+
+
+@shared_task(name=SCORE_TASK, bind=True, acks_late=True, max_retries=None)
+def score(self: Task, batch_id: int) -> None:
+    config = runtime.config()
+    try:
+        run_score_batch(runtime.database(), runtime.engine, batch_id, model_name=config.model_name or "",
+                        max_attempts=config.max_attempts)
+    except Retry as exc:
+        raise _later(self, exc, exc.countdown) from None
+    except Exception as exc:
+        if is_transient(exc):
+            raise _later(self, exc) from None
+        raise
