@@ -162,6 +162,7 @@ def test_status_shows_current_and_desired_workers_per_queue(redis_url: str, sqli
     policy = Policy((QueuePolicy("sample.s", 0, 2, 4), QueuePolicy("grade", 1, 3, 20)))
     controller = Controller(policy, DryRun(LocalBackend({}, None)), redis.Redis.from_url(redis_url), redis_url)
     controller.tick()
+    ticked = time.time()
     runner = CliRunner()
     shown = runner.invoke(cli, ["status", "--once", "--database-url", sqlite_url, "--broker-url", redis_url])
     assert shown.exit_code == 0, shown.output
@@ -175,7 +176,7 @@ def test_status_shows_current_and_desired_workers_per_queue(redis_url: str, sqli
     assert [(v["queue"], v["current"], v["desired"], v["depth"]) for v in listed] == [("grade", 1, 1, 0), ("sample.s", 2, 2, 9)]
     without = runner.invoke(cli, ["status", "--once", "--database-url", sqlite_url], env={"BOUNDARY_BROKER_URL": ""})
     assert without.exit_code == 0 and "queues" not in without.output
-    later = queue_views(controller.client, now=time.time() + 3 * policy.interval_s + 10)  # the controller went silent
+    later = queue_views(controller.client, now=ticked + 3 * policy.interval_s + 10)  # the controller went silent
     assert all(v.stale and v.age_s > 3 * policy.interval_s for v in later)
     console = Console(width=250, record=True)
     console.print(queues_table(later))
