@@ -30,10 +30,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from api import defaults
 from api.errors import ConfigError, DataError, UnknownName
+from api.yamlfile import read_yaml
 
 CPU_QUEUES = ("grade", "sandbox")
 KNOWN_QUEUES = ("sample.MODEL", *CPU_QUEUES)
@@ -206,35 +205,9 @@ def queue_defaults(name: str) -> dict[str, Any]:
     }
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Remembers the line of every mapping, for error messages."""
-
-
-class _LineDict(dict):
-    line: int | None = None
-
-
-def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    value = _LineDict(loader.construct_mapping(node, deep=True))
-    value.line = node.start_mark.line + 1
-    return value
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
-
-
 def load_policy(path: Path) -> Policy:
     """Read and check a policy file; errors name the file, line and key."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DataError(path, mark.line + 1 if mark else None, f"not valid YAML ({problem})") from None
+    data = read_yaml(path)
     try:
         return parse_policy(data)
     except ConfigError as exc:

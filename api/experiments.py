@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,6 +31,7 @@ from api.prompts import TEMPLATES
 from api.requests import RunRequest, resolve
 from api.runs import RunSpec, register
 from api.types import Problem, canonical_json
+from api.yamlfile import read_yaml
 
 TOP_KEYS = {"name", "n", "temperature", "temperatures", "top_p", "max_tokens", "seed", "batch_size", "benchmarks", "models",
             "template", "engine"}
@@ -55,23 +55,6 @@ class Experiment:
         return replace(self, name=name, spec={**self.spec, "name": name})
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Remembers the line of every mapping, for error messages."""
-
-
-def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    value = _LineDict(loader.construct_mapping(node, deep=True))
-    value.line = node.start_mark.line + 1
-    return value
-
-
-class _LineDict(dict):
-    line: int | None = None
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
-
-
 class _Where:
     """Names the file, line and key path of a problem in an experiment file."""
 
@@ -85,16 +68,7 @@ class _Where:
 
 def load_file(path: Path) -> Experiment:
     """Read and check an experiment file; errors name the file, line and key."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DataError(path, mark.line + 1 if mark else None, f"not valid YAML ({problem})") from None
+    data = read_yaml(path)
     return parse(data, _Where(path), default_name=Path(path).stem)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from celery import shared_task
 from celery.app.task import Task
 
@@ -12,6 +15,8 @@ from workers.batches import Retry, run_grade_batch, run_sample_batch, run_score_
 from workers.celery_app import GRADE_TASK, SAMPLE_TASK, SCORE_TASK
 from workers.queue import publish
 
+T = TypeVar("T")
+
 
 def _later(task: Task, exc: BaseException, countdown: float | None = None) -> Exception:
     """A retry of this message: after ``countdown``, or with backoff for a database outage.
@@ -21,45 +26,37 @@ def _later(task: Task, exc: BaseException, countdown: float | None = None) -> Ex
     return task.retry(exc=exc, countdown=countdown, max_retries=None)
 
 
+def _deliver(task: Task, work: Callable[[], T]) -> T:
+    """Run one delivery's work: a Retry becomes a Celery retry after its countdown, a database
+    outage a retry with backoff; anything else fails the task."""
+    try:
+        return work()
+    except Retry as exc:
+        raise _later(task, exc, exc.countdown) from None
+    except Exception as exc:
+        if is_transient(exc):
+            raise _later(task, exc) from None
+        raise
+
+
 @shared_task(name=SAMPLE_TASK, bind=True, acks_late=True, max_retries=None)
 def sample(self: Task, batch_id: int) -> None:
     config = runtime.config()
-    try:
-        follow = run_sample_batch(
-            runtime.database(), runtime.engine, batch_id,
-            model_name=config.model_name or "", engine_name=config.engine_name or "", max_attempts=config.max_attempts,
-        )
-    except Retry as exc:
-        raise _later(self, exc, exc.countdown) from None
-    except Exception as exc:
-        if is_transient(exc):
-            raise _later(self, exc) from None
-        raise
+    follow = _deliver(self, lambda: run_sample_batch(
+        runtime.database(), runtime.engine, batch_id,
+        model_name=config.model_name or "", engine_name=config.engine_name or "", max_attempts=config.max_attempts,
+    ))
     publish(self.app, follow)
 
 
 @shared_task(name=GRADE_TASK, bind=True, acks_late=True, max_retries=None)
 def grade(self: Task, batch_id: int) -> None:
     config = runtime.config()
-    try:
-        run_grade_batch(runtime.database(), runtime.grader, batch_id, max_attempts=config.max_attempts)
-    except Retry as exc:
-        raise _later(self, exc, exc.countdown) from None
-    except Exception as exc:
-        if is_transient(exc):
-            raise _later(self, exc) from None
-        raise
+    _deliver(self, lambda: run_grade_batch(runtime.database(), runtime.grader, batch_id, max_attempts=config.max_attempts))
 
 
 @shared_task(name=SCORE_TASK, bind=True, acks_late=True, max_retries=None)
 def score(self: Task, batch_id: int) -> None:
     config = runtime.config()
-    try:
-        run_score_batch(runtime.database(), runtime.engine, batch_id, model_name=config.model_name or "",
-                        max_attempts=config.max_attempts)
-    except Retry as exc:
-        raise _later(self, exc, exc.countdown) from None
-    except Exception as exc:
-        if is_transient(exc):
-            raise _later(self, exc) from None
-        raise
+    _deliver(self, lambda: run_score_batch(runtime.database(), runtime.engine, batch_id,
+                                           model_name=config.model_name or "", max_attempts=config.max_attempts))
