@@ -50,6 +50,7 @@ import os
 import pickle
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -1030,6 +1031,8 @@ class Server:
         self.judge_plans: set[str] = set()
         self.forget: list[str] = []
         self.samples = 0
+        self.candidate_pid: int | None = None
+        """The last sample's candidate process (the zygote reaps it before its next fork)."""
 
     def start_judge(self) -> None:
         self.stop_judge()
@@ -1079,8 +1082,11 @@ class Server:
         self.samples += 1
         self.prepare_workdir()
         ours, theirs = socket.socketpair()
-        spec = {"program": job["program"], "mode": plan["mode"], "cpu_s": float(job["timeout_s"]) + 1,
-                "names": plan.get("names", [])}
+        spec = {"mode": plan["mode"], "cpu_s": float(job["timeout_s"]) + 1, "names": plan.get("names", [])}
+        if "code" in job:  # compiled by the host (see candidate.load_program)
+            spec["code"], spec["loaded"] = job["code"], job["loaded"]
+        else:
+            spec["program"] = job["program"]
         zygote = self.zygotes[bool(self.needs_heavy and self.needs_heavy.search(job["program"]))]
         try:
             zygote.request(theirs, spec)
@@ -1094,7 +1100,7 @@ class Server:
         finally:
             ours.close()
         try:
-            zygote.forked()
+            self.candidate_pid = zygote.forked()
         except ZygoteError as exc:
             return {"status": "error", "error": str(exc)}
         return report
@@ -1121,7 +1127,7 @@ class Server:
             self.start_judge()
         assert self.judge_sock is not None
         key = job["plan_key"]
-        message = {k: v for k, v in job.items() if k not in ("program", "plan")}
+        message = {k: v for k, v in job.items() if k not in ("program", "plan", "code", "loaded")}
         message["plan"] = None if key in self.judge_plans else plan
         message["forget"], self.forget = self.forget, []
         deadline = time.monotonic() + float(job["timeout_s"]) + GRACE_S
@@ -1142,7 +1148,20 @@ class Server:
 
     def cleanup(self) -> None:
         """Kill every process but the server, the zygotes and the judge, reap them, and wipe
-        the scratch space and System V IPC objects."""
+        the scratch space and System V IPC objects.
+
+        The candidate is killed first and waited for: its descendants are then the server's
+        (pid 1 of the namespace, or a subreaper), so in the usual case the only processes left
+        are the server, the judge, the zygotes and the candidate's zombie, which one listing of
+        /proc shows without reading each process's state. Anything else takes the slow path:
+        every descendant found in /proc is killed, round after round, until none is left."""
+        candidate, self.candidate_pid = self.candidate_pid, None
+        if candidate is not None and _kill_and_wait(candidate):
+            keep = {os.getpid(), self.judge_pid, candidate, *(z.pid for z in self.zygotes.values())}
+            self._reap()
+            if _pids() <= keep:
+                self._wipe()
+                return
         for _round in range(KILL_ROUNDS):
             keep = {os.getpid(), self.judge_pid, *(z.pid for z in self.zygotes.values())}
             table = proc_table()
@@ -1158,6 +1177,9 @@ class Server:
             time.sleep(0.0002)
         else:
             raise SystemExit("cannot kill the sample's processes")
+        self._wipe()
+
+    def _wipe(self) -> None:
         parent, workdir = os.path.split(self.config["workdir"])
         for path in self.config.get("wipe", ()):
             wipe(path, keep=workdir if path == parent else None)
@@ -1214,6 +1236,33 @@ class Server:
                 send_json(1, reply)
 
 
+CANDIDATE_EXIT_S = 2.0
+"""Seconds the server waits for a killed candidate to exit before looking for it in /proc."""
+
+
+def _kill_and_wait(pid: int) -> bool:
+    """SIGKILL process ``pid`` (a candidate: not the server's child, so not reaped here) and
+    wait until it has exited. False if it could not be watched or did not exit in time."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone already (reaped), or pidfd unsupported: the slow path looks
+        return False
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(int(CANDIDATE_EXIT_S * 1000)))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _pids() -> set[int]:
+    """Every process /proc lists (in a PID namespace: the sandbox's own)."""
+    return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+
+
 def _stop(pid: int | None, sock: socket.socket | None) -> tuple[None, None]:
     if sock is not None:
         sock.close()
@@ -1250,6 +1299,8 @@ def server_main(candidate_source: bytes) -> None:
     send_json(1, {
         "ready": True,
         "python": sys.version.split()[0],
+        "hexversion": sys.hexversion,
+        "implementation": sys.implementation.name,
         "uid": os.getuid(),
         "pid": os.getpid(),
         "preloaded": server.zygotes[False].preloaded[0],
