@@ -355,3 +355,20 @@ def test_numpy_is_preloaded_in_a_second_zygote(sandbox) -> None:
     assert value == [6, True] and len(sandbox.ping()["zygotes"]) == len(before) + (len(before) == 1)
     # a program that does not name it runs in the lean zygote
     assert observe(sandbox, "import sys\ndef f():\n    return 'num' 'py' in sys.modules\n") is False
+
+
+@pytest.mark.parametrize("host_compiles", [True, False], ids=["compiled-by-the-host", "compiled-inside"])
+def test_programs_load_the_same_whoever_compiles_them(sandbox, host_compiles: bool) -> None:
+    """The host compiles programs for a sandbox that runs its own interpreter (bwrap does) and
+    sends code objects; for another interpreter (a Docker image's) the candidate compiles them.
+    Either way a good program passes, a cut one is salvaged and a broken one is a syntax error."""
+    assert sandbox._compiles is True  # bwrap runs the host's own interpreter
+    sandbox._compiles = host_compiles
+    try:
+        assert run(sandbox, GOOD, EXPECT_FIVE)["status"] == "passed"
+        salvaged = run(sandbox, "def f():\n    return True\nprint(f())\nx = (", EXPECT_TRUE)
+        assert salvaged["status"] == "passed" and salvaged["salvaged_lines"] == 1, salvaged
+        broken = run(sandbox, "def f(:\n    return True\n", EXPECT_TRUE)
+        assert broken["status"] == "load-error" and "SyntaxError" in broken["first_failure"]["message"], broken
+    finally:
+        sandbox._compiles = True

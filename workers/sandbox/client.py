@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import marshal
 import pickle
+import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,6 +85,9 @@ class ForkServer:
         """The running server's greeting: interpreter version, preloaded modules, uid."""
         self.starts = 0
         """Sandboxes started so far (the first, recycles, and restarts after a death)."""
+        self._compiles = False
+        """Whether the sandbox runs this very interpreter, so that programs are compiled here and
+        sent as code objects (see ``candidate.load_program``)."""
 
     @property
     def pid(self) -> int | None:
@@ -112,6 +117,7 @@ class ForkServer:
             channel.close()
             raise GradingError(self._backend.explain(None, str(hello.get("error"))))
         self._channel, self.info = channel, hello
+        self._compiles = hello.get("hexversion") == sys.hexversion and hello.get("implementation") == sys.implementation.name
         self._plans.clear()
         self._jobs = 0
         self.starts += 1
@@ -169,6 +175,9 @@ class ForkServer:
             "op": "job", "id": next(self._ids), "plan_key": job.plan_key, "program": job.program,
             "timeout_s": job.timeout_s, "record": job.record, "all_tests": job.all_tests,
         }
+        if self._compiles:
+            code, message["loaded"] = candidate_module.compile_program(job.program, job.plan.get("mode") != "stdio")
+            message["code"] = marshal.dumps(code) if code is not None else None
         if job.plan_key not in self._plans:
             message["plan"] = dict(job.plan)
         reply = self._send(message, job.timeout_s)
