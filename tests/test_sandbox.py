@@ -372,3 +372,34 @@ def test_programs_load_the_same_whoever_compiles_them(sandbox, host_compiles: bo
         assert broken["status"] == "load-error" and "SyntaxError" in broken["first_failure"]["message"], broken
     finally:
         sandbox._compiles = True
+
+
+def _sandbox_processes(root: int) -> list[int]:
+    """The server and every process below it (bwrap's own process is the root's parent side)."""
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = [int(c) for c in (task / "children").read_text().split()]
+            found += children
+            stack += children
+    return found
+
+
+def test_each_sandbox_runs_on_a_cpu_of_its_own(sandbox) -> None:
+    cpus = os.sched_getaffinity(0)
+    first = sandbox.describe()["cpu"]
+    assert first in cpus
+    assert run(sandbox, GOOD, EXPECT_FIVE)["status"] == "passed"
+    processes = _sandbox_processes(sandbox.pid)
+    assert len(processes) >= 3  # the server, a zygote and the judge
+    assert {frozenset(os.sched_getaffinity(pid)) for pid in processes} == {frozenset({first})}
+    with open_sandbox("bwrap", SandboxOptions()) as other:  # a second sandbox at the same time
+        second = other.describe()["cpu"]
+        assert second != first and (second is not None or len(cpus) == 1)
+        assert run(other, GOOD, EXPECT_FIVE)["status"] == "passed"
+    with open_sandbox("bwrap", SandboxOptions(pin_cpu=False)) as loose:
+        assert loose.describe()["cpu"] is None
+        assert run(loose, GOOD, EXPECT_FIVE)["status"] == "passed"
+        assert {frozenset(os.sched_getaffinity(pid)) for pid in _sandbox_processes(loose.pid)} == {frozenset(cpus)}
+

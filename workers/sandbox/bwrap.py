@@ -22,7 +22,7 @@ from typing import Any
 from workers.sandbox.channel import ProcessChannel
 from workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
 from workers.sandbox.candidate import BOOTSTRAP
-from workers.sandbox.uids import UidSlot, claim_slot
+from workers.sandbox.uids import CpuClaim, UidSlot, claim_cpu, claim_slot
 
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE")
 """What the server keeps as root inside: switching uids, killing the sample's processes, giving
@@ -142,18 +142,22 @@ class BwrapBackend:
         self.options = options
         self.as_root = os.geteuid() == 0
         self._slot: UidSlot | None = None
+        self._cpu: CpuClaim | None = None
 
     def launch(self) -> ProcessChannel:
         if shutil.which("bwrap") is None:
             raise FileNotFoundError("bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
         if self.as_root and self._slot is None:
             self._slot = claim_slot(self.options.first_uid, self.options.uid_slots)
+        if self.options.pin_cpu and self._cpu is None:
+            self._cpu = claim_cpu()
         return ProcessChannel(bwrap_command(self.options, self.as_root), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
 
     def server_config(self) -> dict[str, Any]:
+        cpu = self._cpu.cpu if self._cpu is not None else None
         if self._slot is None:
-            return self.options.server_config()
-        return self.options.server_config(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid)
+            return self.options.server_config(cpu=cpu)
+        return self.options.server_config(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid, cpu=cpu)
 
     def explain(self, channel: ProcessChannel | None, problem: str) -> str:
         """One line saying which check failed."""
@@ -170,9 +174,13 @@ class BwrapBackend:
         info: dict[str, Any] = {"as_root": self.as_root, "packages": [t for _s, t in package_binds(self.options.packages)]}
         if self._slot is not None:
             info.update(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid)
+        info["cpu"] = self._cpu.cpu if self._cpu is not None else None
         return info
 
     def close(self) -> None:
         if self._slot is not None:
             self._slot.release()
             self._slot = None
+        if self._cpu is not None:
+            self._cpu.release()
+            self._cpu = None

@@ -46,6 +46,7 @@ class SandboxOptions:
     docker_image: str = defaults.SANDBOX_DOCKER_IMAGE
     docker_cpus: float = defaults.SANDBOX_DOCKER_CPUS
     seccomp: bool = True
+    pin_cpu: bool = defaults.SANDBOX_PIN_CPU
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Server settings for tests (e.g. a smaller plan cache)."""
 
@@ -81,6 +82,7 @@ class SandboxOptions:
             "subreaper": False,
             "plan_cache": 1024,
             "plan_cache_bytes": 256 << 20,
+            "cpu": None,
         }
         config.update(overrides)
         config.update(self.extra)

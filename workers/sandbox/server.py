@@ -1278,6 +1278,11 @@ def _stop(pid: int | None, sock: socket.socket | None) -> tuple[None, None]:
 def server_main(candidate_source: bytes) -> None:
     config = pickle.loads(recv(0))
     prctl(PR_SET_DUMPABLE, 0)
+    if config.get("cpu") is not None:
+        try:
+            os.sched_setaffinity(0, {int(config["cpu"])})  # inherited by the zygotes, judge and candidates
+        except OSError:  # a CPU this namespace may not use (a cpuset): run anywhere
+            pass
     if config.get("subreaper"):
         prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans come back to the server (no PID namespace)
     os.chdir("/")

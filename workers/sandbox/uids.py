@@ -1,6 +1,7 @@
-"""Host uids for sandboxes started by root: each sandbox holds a slot (a lock file) and runs its
-candidate and judge as two uids of that slot, so that RLIMIT_NPROC (counted per uid) bounds
-each sandbox on its own, and the candidate can neither signal nor trace the judge."""
+"""Host resources a sandbox holds alone, each claimed with a lock file: a uid slot (sandboxes
+started by root run their candidate and judge as two uids of their slot, so that RLIMIT_NPROC,
+counted per uid, bounds each sandbox on its own, and the candidate can neither signal nor
+trace the judge), and a CPU to run on."""
 
 from __future__ import annotations
 
@@ -33,17 +34,46 @@ class UidSlot:
             self.fd = -1
 
 
+def _lock(directory: Path, name: str) -> int | None:
+    """A descriptor holding the lock file ``name``, or None if another process holds it."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def claim_slot(first_uid: int, slots: int, directory: Path | None = None) -> UidSlot:
     """The first free slot; held until ``release()`` or the process exits."""
     directory = directory or lock_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     for slot in range(slots):
         uid = first_uid + 2 * slot
-        fd = os.open(directory / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return UidSlot(slot, uid, uid + 1, fd)
+        fd = _lock(directory, f"uid-{uid}.lock")
+        if fd is not None:
+            return UidSlot(slot, uid, uid + 1, fd)
     raise GradingError(f"all {slots} sandbox uid slots are in use (locks in {directory})")
+
+
+@dataclass
+class CpuClaim:
+    cpu: int
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def claim_cpu(directory: Path | None = None) -> CpuClaim | None:
+    """A CPU of this process's affinity set that no other sandbox on the machine holds; None
+    when every one is held (more sandboxes than CPUs: those left over are not pinned)."""
+    directory = directory or lock_dir()
+    for cpu in sorted(os.sched_getaffinity(0)):
+        fd = _lock(directory, f"cpu-{cpu}.lock")
+        if fd is not None:
+            return CpuClaim(cpu, fd)
+    return None
