@@ -403,3 +403,10 @@ def test_each_sandbox_runs_on_a_cpu_of_its_own(sandbox) -> None:
         assert run(loose, GOOD, EXPECT_FIVE)["status"] == "passed"
         assert {frozenset(os.sched_getaffinity(pid)) for pid in _sandbox_processes(loose.pid)} == {frozenset(cpus)}
 
+
+def test_tests_that_draw_random_inputs_draw_the_same_ones_for_every_sample(sandbox) -> None:
+    import random
+
+    first = random.Random(0).randint(0, 10**9)
+    draws = plan(script(f"import random\nassert random.randint(0, 10**9) == {first}\nassert f() == 5\n"))
+    assert [run(sandbox, GOOD, draws)["status"] for _ in range(3)] == ["passed"] * 3

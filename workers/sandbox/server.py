@@ -901,6 +901,7 @@ def prepare_plan(plan: dict) -> dict:
             group = {**group, "compiled": rewrite_asserts(group["code"], f"<tests {group['name']}>")}
         groups.append(group)
     plan["groups"] = groups
+    plan["draws"] = "random" in (plan.get("setup") or "") or any("random" in g.get("code", "") for g in groups)
     return plan
 
 
@@ -933,8 +934,10 @@ def judge_main(ctl_fd: int, config: dict) -> None:
             if job.get("plan") is not None:
                 plans[job["plan_key"]] = prepare_plan(job["plan"])
                 gc.freeze()  # collections then scan a sample's objects, not every plan held
-            random_module.seed(0)  # tests that draw random inputs draw the same ones for every sample
-            report = Judge(Link(fds[0]), job, plans[job["plan_key"]]).run()
+            plan = plans[job["plan_key"]]
+            if plan["draws"]:  # tests that draw random inputs draw the same ones for every sample
+                random_module.seed(0)
+            report = Judge(Link(fds[0]), job, plan).run()
         except BaseException as exc:  # noqa: BLE001 - the report says what went wrong
             report = {"status": "error", "error": f"the judge failed: {describe(exc)}",
                       "trace": shorten(traceback.format_exc(), 2000)}
