@@ -19,6 +19,20 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("BOUNDARY_DATA_DIR") or REPO.parent / "shared" / "data")
 POSTGRES_URL = os.environ.get("BOUNDARY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BOUNDARY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+STRICT = os.environ.get("BOUNDARY_TEST_STRICT") == "1"
+"""Set by scripts/test, which installs and starts everything the suite needs: there a test that
+would skip (no PostgreSQL, no Redis, no bwrap namespaces, no model weights...) fails instead,
+so that a broken setup cannot pass for a green run."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201 - a hook wrapper
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"would have skipped, but scripts/test sets up everything the suite needs: {reason}"
 
 
 @pytest.fixture(scope="session")
