@@ -413,3 +413,20 @@ def test_tests_that_draw_random_inputs_draw_the_same_ones_for_every_sample(sandb
     first = random.Random(0).randint(0, 10**9)
     draws = plan(script(f"import random\nassert random.randint(0, 10**9) == {first}\nassert f() == 5\n"))
     assert [run(sandbox, GOOD, draws)["status"] for _ in range(3)] == ["passed"] * 3
+
+
+def test_cpu_claims_are_exclusive_and_optional(tmp_path: Path) -> None:
+    """Each CPU is claimed by one holder at a time and comes back when released; a lock folder
+    that cannot be used (another user's) means no pinning, not a sandbox that cannot start."""
+    cpus = sorted(os.sched_getaffinity(0))
+    held = [claim_cpu(tmp_path) for _ in cpus]
+    assert [c.cpu for c in held if c is not None] == cpus
+    assert claim_cpu(tmp_path) is None
+    held[0].release()
+    again = claim_cpu(tmp_path)
+    assert again is not None and again.cpu == cpus[0]
+    for claim in [again, *held[1:]]:
+        claim.release()
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert claim_cpu(not_a_folder) is None

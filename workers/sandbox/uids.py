@@ -70,10 +70,15 @@ class CpuClaim:
 
 def claim_cpu(directory: Path | None = None) -> CpuClaim | None:
     """A CPU of this process's affinity set that no other sandbox on the machine holds; None
-    when every one is held (more sandboxes than CPUs: those left over are not pinned)."""
+    when every one is held (more sandboxes than CPUs: those left over are not pinned), or when
+    the lock folder cannot be used (another user's, on a shared machine): pinning is only an
+    optimization."""
     directory = directory or lock_dir()
-    for cpu in sorted(os.sched_getaffinity(0)):
-        fd = _lock(directory, f"cpu-{cpu}.lock")
-        if fd is not None:
-            return CpuClaim(cpu, fd)
+    try:
+        for cpu in sorted(os.sched_getaffinity(0)):
+            fd = _lock(directory, f"cpu-{cpu}.lock")
+            if fd is not None:
+                return CpuClaim(cpu, fd)
+    except OSError:
+        pass
     return None
