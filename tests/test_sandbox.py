@@ -19,7 +19,7 @@ from workers.sandbox import SandboxOptions, open_sandbox
 from workers.sandbox.bwrap import namespace_problem
 from workers.sandbox.options import SANDBOX_ENV
 from workers.sandbox.server import plain_loads
-from workers.sandbox.uids import claim_cpu
+from workers.sandbox.claims import claim_cpu
 
 SECRET = "BOUNDARY_TEST_SECRET"
 TEST_TIMEOUT_S = 3.0

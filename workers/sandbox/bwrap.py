@@ -22,7 +22,7 @@ from typing import Any
 from workers.sandbox.channel import ProcessChannel
 from workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
 from workers.sandbox.candidate import BOOTSTRAP
-from workers.sandbox.uids import CpuClaim, UidSlot, claim_cpu, claim_slot
+from workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE")
 """What the server keeps as root inside: switching uids, killing the sample's processes, giving

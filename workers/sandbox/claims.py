@@ -21,17 +21,23 @@ def lock_dir() -> Path:
     return base / "boundary-sandbox"
 
 
-@dataclass
-class UidSlot:
-    slot: int
-    candidate_uid: int
-    judge_uid: int
+class _Held:
+    """A claim: held while its lock file's descriptor ``fd`` is open."""
+
     fd: int
 
     def release(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)  # closing drops the lock
             self.fd = -1
+
+
+@dataclass
+class UidSlot(_Held):
+    slot: int
+    candidate_uid: int
+    judge_uid: int
+    fd: int
 
 
 def _lock(directory: Path, name: str) -> int | None:
@@ -58,14 +64,9 @@ def claim_slot(first_uid: int, slots: int, directory: Path | None = None) -> Uid
 
 
 @dataclass
-class CpuClaim:
+class CpuClaim(_Held):
     cpu: int
     fd: int
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 def claim_cpu(directory: Path | None = None) -> CpuClaim | None:
