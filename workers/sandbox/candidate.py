@@ -398,13 +398,16 @@ class _Exit:
 # The candidate: set itself up, then run the sample's code and answer the judge.
 
 
-def candidate_main(sock_fd: int, spec: dict, config: dict) -> None:
-    """Never returns: exits when the judge hangs up (or is killed by the server). Everything
-    that can be done once is done in the zygote (``exit``, ``argv``, the environment, the
-    seccomp filter): each step here costs copy-on-write faults on every sample."""
+def candidate_main(sock_fd: int, config: dict) -> None:
+    """Never returns: exits when the judge hangs up (or is killed by the server). The first
+    frame on ``sock_fd`` is the sample's spec, written there by the server (so the zygote, whose
+    every write after a fork is a copy-on-write fault, never decodes it). Everything that can be
+    done once is done in the zygote (``exit``, ``argv``, the environment, the seccomp filter):
+    each step here costs copy-on-write faults on every sample."""
     try:
         os.setsid()
         os.close(ZYGOTE_FD)  # the zygote's control socket: now only the judge's socket is open
+        spec = pickle.loads(recv(sock_fd))
         os.chdir(config["workdir"])
         cpu_s = max(1, math.ceil(spec["cpu_s"]))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
@@ -712,20 +715,24 @@ def zygote_main(ctl_fd: int, heavy: bool) -> None:
     gc.collect()
     gc.freeze()
     send(ctl_fd, pickle.dumps(("ready", loaded, failed)))
-    while True:
+    space = socket.CMSG_SPACE(4)
+    while True:  # as little as possible per fork: each page written here is a fault after it
         try:
-            marker, fds, _flags, _address = socket.recv_fds(control, 1, 1)
-            if not marker or len(fds) != 1:
-                return
-            spec = pickle.loads(recv(ctl_fd))
-        except (Closed, OSError):
+            marker, ancdata, _flags, _address = control.recvmsg(1, space)
+        except OSError:
             return
+        if not marker or len(ancdata) != 1 or len(ancdata[0][2]) != 4:
+            return
+        fd = int.from_bytes(ancdata[0][2], sys.byteorder)
         reap()
         pid = os.fork()
         if pid == 0:
-            candidate_main(fds[0], spec, config)
-        os.close(fds[0])
-        send(ctl_fd, pickle.dumps(("forked", pid)))
+            candidate_main(fd, config)
+        os.close(fd)
+        try:
+            write_all(ctl_fd, pid.to_bytes(4, "big"))
+        except Closed:
+            return
 
 
 def preload(config: dict, heavy: bool) -> tuple[list[str], list[str]]:

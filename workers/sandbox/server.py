@@ -61,7 +61,7 @@ import traceback
 if __name__ != "__main__":  # on the host; in the sandbox the candidate module ran first, in this namespace
     from workers.sandbox.candidate import (
         BOOTSTRAP, PR_SET_DUMPABLE, REPLY_TAGS, Closed, Reader, Timeout, TooLarge, become, describe, isolate_fds,
-        prctl, reap, recv, seccomp_program, send, set_limit, shorten, write_all,
+        prctl, read_exact, reap, recv, seccomp_program, send, set_limit, shorten, write_all,
     )
 
 MAX_REPLY = 128 << 20
@@ -995,16 +995,15 @@ class Zygote:
     def stop(self) -> None:
         self.pid, self.sock = _stop(self.pid, self.sock)
 
-    def request(self, sock: socket.socket, spec: dict) -> None:
-        """Ask for a candidate process holding ``sock`` (its pid is read with ``forked``);
-        restarts a dead zygote once."""
+    def request(self, sock: socket.socket) -> None:
+        """Ask for a candidate process holding ``sock`` (its pid is read with ``forked``; its
+        spec is the first frame it reads on ``sock``); restarts a dead zygote once."""
         for attempt in (1, 2):
             try:
                 if self.sock is None:
                     self.start()
                 assert self.sock is not None
-                socket.send_fds(self.sock, [b"C"], [sock.fileno()])
-                send(self.sock.fileno(), pickle.dumps(spec, protocol=5))
+                self.sock.sendmsg([b"C"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, sock.fileno().to_bytes(4, sys.byteorder))])
                 return
             except (Closed, OSError, ZygoteError):
                 self.stop()
@@ -1015,8 +1014,8 @@ class Zygote:
         """The pid of the candidate asked for last."""
         try:
             assert self.sock is not None
-            return int(pickle.loads(recv(self.sock.fileno(), time.monotonic() + ZYGOTE_TIMEOUT_S))[1])
-        except (AssertionError, Closed, Timeout, OSError, IndexError, ValueError):
+            return int.from_bytes(read_exact(self.sock.fileno(), 4, time.monotonic() + ZYGOTE_TIMEOUT_S), "big")
+        except (AssertionError, Closed, Timeout, OSError):
             self.stop()
             raise ZygoteError("the zygote died") from None
 
@@ -1092,12 +1091,21 @@ class Server:
             spec["program"] = job["program"]
         zygote = self.zygotes[bool(self.needs_heavy and self.needs_heavy.search(job["program"]))]
         try:
-            zygote.request(theirs, spec)
+            zygote.request(theirs)
         except ZygoteError as exc:
             ours.close()
             return {"status": "error", "error": str(exc)}
         finally:
             theirs.close()
+        try:
+            send(ours.fileno(), pickle.dumps(spec, protocol=5))  # the candidate's first read
+        except Closed:  # no candidate holds the other end (the zygote could not fork)
+            ours.close()
+            try:
+                self.candidate_pid = zygote.forked()
+            except ZygoteError as exc:
+                return {"status": "error", "error": str(exc)}
+            return {"status": "error", "error": "the candidate process died before it started"}
         try:
             report = self.judge(job, plan, ours)
         finally:
