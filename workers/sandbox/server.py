@@ -387,7 +387,7 @@ _IPC_RMID = 0
 
 
 def _sysv_ids(kind: str) -> list[int]:
-    """Ids of the System V objects of one kind (read raw: three system calls, not a text file's
+    """Ids of the System V objects of one kind (read raw: four system calls, not a text file's
     seven, on every sample)."""
     try:
         fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
@@ -1012,7 +1012,8 @@ class Zygote:
                 if self.sock is None:
                     self.start()
                 assert self.sock is not None
-                self.sock.sendmsg([b"C"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, sock.fileno().to_bytes(4, sys.byteorder))])
+                rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, sock.fileno().to_bytes(4, sys.byteorder))
+                self.sock.sendmsg([b"C"], [rights])
                 return
             except (Closed, OSError, ZygoteError):
                 self.stop()
