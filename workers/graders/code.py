@@ -32,7 +32,7 @@ PLAN_CACHE = 4096
 REFERENCE_JOB_TIMEOUT_S = 600.0
 """Wall time for one reference run (all of a problem's inputs), seconds."""
 
-DETAIL_KEYS = ("status", "tests", "passed", "total", "first_failure", "salvaged_lines")
+DETAIL_KEYS = ("status", "tests", "passed", "total", "first_failure", "salvaged_lines", "retried")
 """What of the sandbox's report goes into a verdict's details."""
 
 

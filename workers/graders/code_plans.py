@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+import io
 import json
 import pickle
 import re
@@ -92,6 +93,7 @@ class TestPlan:
         return {
             "mode": self.mode, "setup": self.setup, "names": list(self.names), "groups": list(self.groups),
             "load_timeout_s": self.load_timeout_s, "record_timeout_s": self.reference_timeout_s,
+            "imports": imported_modules([self.setup, *(g["code"] for g in self.groups if g["kind"] == "script")]),
         }
 
     @cached_property
@@ -135,6 +137,28 @@ class TestPlan:
                 "limits": [max(options.min_time_limit_s, options.time_limit_factor * float(rows[i][2])) for i in keep],
             })
         return replace(self, groups=tuple(groups), notes=tuple(notes))
+
+
+def imported_modules(sources: Sequence[str]) -> list[str]:
+    """The modules the benchmark's own code imports (``import a.b`` gives ``a`` and ``a.b``): the
+    only ones the sandbox's judge may load, whatever a candidate names."""
+    found: dict[str, None] = {}
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                found.update((".".join(parts[:i]), None) for i in range(1, len(parts) + 1))
+    return list(found)
 
 
 def _expected(row: Sequence[Any]) -> tuple[str, Any]:
@@ -255,12 +279,26 @@ def _lcb_cases(value: Any) -> list[Mapping[str, Any]]:
     import base64
     import zlib
 
-    from workers.sandbox.server import plain_loads
-
-    text = plain_loads(zlib.decompress(base64.b64decode(value)))
+    text = _pickled_text(zlib.decompress(base64.b64decode(value)))
     if not isinstance(text, str):
         raise UnknownTests("private_test_cases is not in LiveCodeBench's format")
     return json.loads(text)
+
+
+class _NoGlobals(pickle.Unpickler):
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+        raise UnknownTests(f"private_test_cases names {module}.{name}: not LiveCodeBench's format")
+
+
+def _pickled_text(data: bytes) -> object:
+    """A pickle that may hold only plain values (LiveCodeBench's pickled JSON text): with no
+    global to load, nothing can be called or have an attribute set."""
+    try:
+        return _NoGlobals(io.BytesIO(data)).load()
+    except UnknownTests:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error a malformed pickle raises
+        raise UnknownTests(f"private_test_cases is not in LiveCodeBench's format ({type(exc).__name__})") from None
 
 
 def _text(value: Any) -> str:

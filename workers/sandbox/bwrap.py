@@ -24,9 +24,12 @@ from workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
 from workers.sandbox.candidate import BOOTSTRAP
 from workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 
-ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE")
+ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN")
 """What the server keeps as root inside: switching uids, killing the sample's processes, giving
-it a scratch directory and wiping what it left. Everything else (CAP_SYS_ADMIN...) is dropped."""
+it a scratch directory, and mounting a fresh tmpfs over /tmp and /dev/shm for every sample
+(CAP_SYS_ADMIN, which the server's own mount namespace confines to the sandbox's mounts). The
+server reads nothing a candidate wrote but the judge's report, which it passes on undecoded; the
+candidate and the judge drop every capability with their uid. Everything else is dropped."""
 
 SHM_MB = 16
 """Size of the sandbox's /dev/shm (MiB): POSIX semaphores for multiprocessing, little else."""
@@ -157,7 +160,11 @@ class BwrapBackend:
         cpu = self._cpu.cpu if self._cpu is not None else None
         if self._slot is None:
             return self.options.server_config(cpu=cpu)
-        return self.options.server_config(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid, cpu=cpu)
+        inodes = self.options.scratch_inodes
+        mounts = [("/tmp", self.options.scratch_mb << 20, inodes, 0o755),  # as bwrap makes them: only
+                  ("/dev/shm", SHM_MB << 20, max(64, inodes // 8), 0o1777)]  # /tmp/work is the sample's
+        return self.options.server_config(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid,
+                                          cpu=cpu, scratch_mounts=mounts)
 
     def explain(self, channel: ProcessChannel | None, problem: str) -> str:
         """One line saying which check failed."""

@@ -30,6 +30,9 @@ import struct
 import sys
 import time
 
+if __name__ != "__main__":  # on the host; in the sandbox the values module ran first, in this namespace
+    from workers.sandbox.values import encode_value
+
 BOOTSTRAP = (
     "import os,sys\n"
     "def _read(n):\n"
@@ -45,7 +48,7 @@ BOOTSTRAP = (
 )
 """What ``python -S -c`` runs: read a count, then that many sources (each a 4-byte length and
 the text) from fd 0, and run them in order in one namespace, keeping their text (the server
-starts the zygote with the first). The host writes the sources, then waits for the server's
+starts the zygote with the first two: ``workers.sandbox.values`` and this module). The host writes the sources, then waits for the server's
 first message before writing anything else, so nothing meant for the server is consumed here."""
 
 MAX_FRAME = 256 << 20
@@ -185,34 +188,6 @@ class Reader:
 # Return values and messages.
 
 
-def to_plain(value: object) -> object:
-    """numpy scalars and arrays as Python numbers and lists (used on the candidate's side)."""
-    numpy = sys.modules.get("numpy")
-    kind = type(value)
-    if kind is list:
-        return [to_plain(v) for v in value]
-    if kind is tuple:
-        return tuple(to_plain(v) for v in value)
-    if kind is dict:
-        return {to_plain(k): to_plain(v) for k, v in value.items()}
-    if kind in (set, frozenset):
-        return kind(to_plain(v) for v in value)
-    if numpy is not None:
-        if isinstance(value, numpy.generic):
-            return value.item()
-        if isinstance(value, numpy.ndarray):
-            return to_plain(value.tolist())
-    return value
-
-
-def dump_value(value: object) -> bytes:
-    """Pickle a return value; numpy values are converted to plain ones first."""
-    data = pickle.dumps(value, protocol=5)
-    if b"numpy" in data:
-        data = pickle.dumps(to_plain(value), protocol=5)
-    return data
-
-
 def shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -240,7 +215,9 @@ def prctl(option: int, arg: int = 0) -> None:
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
 
 
-# seccomp: syscalls a candidate may not make (x86_64, aarch64 numbers).
+# seccomp: syscalls a candidate may not make (x86_64, aarch64 numbers). inotify and fanotify
+# would report the host's activity on the files bound into the sandbox; sched_setaffinity would
+# undo the CPU the sandbox is pinned to.
 _BLOCKED_SYSCALLS = {
     "x86_64": dict(
         ptrace=101, process_vm_readv=310, process_vm_writev=311, keyctl=250, add_key=248, request_key=249, bpf=321,
@@ -249,7 +226,8 @@ _BLOCKED_SYSCALLS = {
         mount_setattr=442, kexec_load=246, kexec_file_load=320, init_module=175, finit_module=313,
         delete_module=176, reboot=169, swapon=167, swapoff=168, acct=163, quotactl=179, syslog=103,
         io_uring_setup=425, io_uring_enter=426, io_uring_register=427, open_by_handle_at=304,
-        name_to_handle_at=303, personality=135,
+        name_to_handle_at=303, personality=135, inotify_init=253, inotify_init1=294, fanotify_init=300,
+        sched_setaffinity=203,
     ),
     "aarch64": dict(
         ptrace=117, process_vm_readv=270, process_vm_writev=271, keyctl=219, add_key=217, request_key=218, bpf=280,
@@ -258,23 +236,36 @@ _BLOCKED_SYSCALLS = {
         mount_setattr=442, kexec_load=104, kexec_file_load=294, init_module=105, finit_module=273,
         delete_module=106, reboot=142, swapon=224, swapoff=225, acct=89, quotactl=60, syslog=116,
         io_uring_setup=425, io_uring_enter=426, io_uring_register=427, open_by_handle_at=265,
-        name_to_handle_at=264, personality=92,
+        name_to_handle_at=264, personality=92, inotify_init1=26, fanotify_init=262, sched_setaffinity=122,
     ),
 }
+_JUDGE_BLOCKED_SYSCALLS = {
+    "x86_64": dict(fork=57, vfork=58, execve=59, execveat=322, socket=41, socketpair=53, connect=42, kill=62,
+                   tkill=200, tgkill=234),
+    "aarch64": dict(execve=221, execveat=281, socket=198, socketpair=199, connect=203, kill=129, tkill=130,
+                    tgkill=131),
+}
+"""What the judge may not do on top of a candidate's list: it runs the benchmark's tests on
+values it decoded itself, so it never needs a new process, program, socket or signal. Its clone
+is refused whatever the flags (see ``seccomp_program``)."""
 _ARCH = {"x86_64": (0xC000003E, 56, 435), "aarch64": (0xC00000B7, 220, 435)}
 """Audit arch, clone and clone3 numbers."""
 _CLONE_NAMESPACES = 0x7E020080
 """CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME."""
 
 
-def seccomp_program(machine: str) -> bytes | None:
+def seccomp_program(machine: str, judge: bool = False) -> bytes | None:
     """A classic-BPF seccomp filter: EPERM for ``_BLOCKED_SYSCALLS`` and for clone with a
     namespace flag, ENOSYS for clone3 (libc falls back to clone), EPERM for every other ABI (i386,
-    x32). None on an architecture not listed here."""
+    x32). The judge's (``judge``) also refuses ``_JUDGE_BLOCKED_SYSCALLS`` and every clone. None
+    on an architecture not listed here."""
     if machine not in _BLOCKED_SYSCALLS:
         return None
     arch, clone_nr, clone3_nr = _ARCH[machine]
-    blocked = sorted(set(_BLOCKED_SYSCALLS[machine].values()))
+    numbers = set(_BLOCKED_SYSCALLS[machine].values())
+    if judge:
+        numbers |= {*_JUDGE_BLOCKED_SYSCALLS[machine].values(), clone_nr}
+    blocked = sorted(numbers)
     ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
     prog: list[tuple[int, int, int, int]] = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
@@ -288,9 +279,10 @@ def seccomp_program(machine: str) -> bytes | None:
     return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
 
 
-def install_seccomp() -> bool:
-    """Install ``seccomp_program`` for this process and its descendants; False if unsupported."""
-    program = seccomp_program(os.uname().machine)
+def install_seccomp(program: bytes | None = None) -> bool:
+    """Install a seccomp filter (``seccomp_program``'s for a candidate unless another is given)
+    for this process and its descendants; False if unsupported."""
+    program = program if program is not None else seccomp_program(os.uname().machine)
     if program is None:
         return False
     count = len(program) // 8
@@ -411,6 +403,7 @@ def candidate_main(sock_fd: int, config: dict) -> None:
         os.chdir(config["workdir"])
         cpu_s = max(1, math.ceil(spec["cpu_s"]))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
+        first_to_die()
         become(config.get("candidate_uid"))
     except BaseException:  # noqa: BLE001 - a candidate that cannot be isolated must not run
         os._exit(70)
@@ -421,6 +414,21 @@ def candidate_main(sock_fd: int, config: dict) -> None:
             serve_function(sock_fd, spec, spec.get("names", []))
     finally:
         os._exit(0)
+
+
+def first_to_die() -> None:
+    """Ask the kernel to pick this process (and what it forks) first when the sandbox's memory
+    cgroup is full, rather than the server, a zygote or the judge."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, b"1000")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_program(spec: dict, sanitize: bool) -> tuple[object | None, dict]:
@@ -486,7 +494,8 @@ def _runs_code(ast, node, defined: set[str]) -> bool:  # noqa: ANN001 - the ast 
 
 def serve_function(fd: int, spec: dict, names: list) -> None:
     """Run the program once, say which of ``names`` it defines, then answer calls. Every
-    answer is one frame: a tag byte (``REPLY_TAGS``) and a pickle."""
+    answer is one frame: a tag byte (``REPLY_TAGS``) and ``encode_value``'s bytes (never a
+    pickle: the judge decodes them with ``decode_value``, which builds plain values only)."""
     code, info = load_program(spec, sanitize=True)
     namespace: dict = {"__name__": "__candidate__", "__builtins__": builtins}
     if code is not None:
@@ -496,7 +505,7 @@ def serve_function(fd: int, spec: dict, names: list) -> None:
             info = {"ok": False, "kind": "load-error", "error": describe(exc)}
     if info["ok"]:
         info["names"] = _names(names, namespace)
-    send(fd, b"L" + pickle.dumps(info, protocol=5))
+    send(fd, b"L" + encode_value(info))
     if not info["ok"]:
         return
     reader = Reader(fd)
@@ -530,8 +539,8 @@ def _names(names: list, namespace: dict) -> dict:
             found[name] = ("call",)
         else:
             try:
-                found[name] = ("value", dump_value(value))
-            except Exception:  # noqa: BLE001 - an unpicklable global is just not offered
+                found[name] = ("value", encode_value(value))
+            except Exception:  # noqa: BLE001 - a global that is not plain data is just not offered
                 pass
     return found
 
@@ -540,10 +549,10 @@ def _call(namespace: dict, name: str, args: tuple, kwargs: dict) -> bytes:
     try:
         value = namespace[name](*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - the candidate's exceptions are answers
-        return b"R" + pickle.dumps((type(exc).__name__, shorten(str(exc))), protocol=5)
+        return b"R" + encode_value((type(exc).__name__, shorten(str(exc))))
     try:
-        return b"O" + dump_value(value)
-    except BaseException:  # noqa: BLE001 - not picklable: its type, truth value and repr only
+        return b"O" + encode_value(value)
+    except BaseException:  # noqa: BLE001 - not plain data: its type, truth value and repr only
         kind = f"{type(value).__module__}.{type(value).__qualname__}"
         try:
             truth = bool(value)
@@ -553,14 +562,14 @@ def _call(namespace: dict, name: str, args: tuple, kwargs: dict) -> bytes:
             text = shorten(repr(value), 120)
         except BaseException:  # noqa: BLE001
             text = f"<{kind}>"
-        return b"U" + pickle.dumps((kind, truth, text), protocol=5)
+        return b"U" + encode_value((kind, truth, text))
 
 
 def serve_stdio(fd: int, spec: dict) -> None:
     """Check that the program compiles, then run it once per test case the judge sends, each
     time in a new child process with the case on stdin, and send back what it printed."""
     code, info = load_program(spec, sanitize=False)
-    send(fd, b"L" + pickle.dumps(info, protocol=5))
+    send(fd, b"L" + encode_value(info))
     if code is None:
         return
     reader = Reader(fd)
@@ -569,7 +578,7 @@ def serve_stdio(fd: int, spec: dict) -> None:
             _op, data, timeout_s, cap = pickle.loads(reader.frame())
         except (Closed, OSError):
             return
-        send(fd, b"D" + pickle.dumps(run_case(code, data, timeout_s, cap), protocol=5))
+        send(fd, b"D" + encode_value(run_case(code, data, timeout_s, cap)))
 
 
 def run_case(code: object, data: bytes, timeout_s: float, cap: int) -> dict:

@@ -16,12 +16,13 @@ from api.errors import GradingError
 from api.types import CodeJob
 from workers.sandbox import candidate as candidate_module
 from workers.sandbox import server as server_module
+from workers.sandbox import values as values_module
 from workers.sandbox.channel import ChannelClosed, ChannelTimeout
 from workers.sandbox.options import SandboxOptions
 
-SERVER_SOURCES = (Path(candidate_module.__file__).read_bytes(), Path(server_module.__file__).read_bytes())
-"""The program the sandbox's interpreter runs, in two parts (the zygote runs only the first);
-sent on its stdin: nothing is mounted for it."""
+SERVER_SOURCES = tuple(Path(module.__file__).read_bytes() for module in (values_module, candidate_module, server_module))
+"""The program the sandbox's interpreter runs, in three parts (the zygote runs only the first
+two); sent on its stdin: nothing is mounted for it."""
 
 STARTUP_TIMEOUT_S = 60.0
 """Seconds a new sandbox may take to say it is ready (bwrap, the interpreter, the zygote's
@@ -137,7 +138,8 @@ class ForkServer:
                 self.start()
             except ChannelTimeout:
                 self.stop()
-                return {"status": "error", "error": f"the sandbox did not answer within {job.timeout_s + HOST_GRACE_S:g}s"}
+                wait = job.timeout_s * (1 + server_module.RETRY_MAX_SCALE) + HOST_GRACE_S
+                return {"status": "error", "error": f"the sandbox did not answer within {wait:g}s"}
         raise AssertionError("unreachable")
 
     def ping(self) -> dict[str, Any]:
@@ -186,13 +188,16 @@ class ForkServer:
             reply = self._send(message, job.timeout_s)
         self._plans.add(job.plan_key)
         self._jobs += 1
+        if reply.pop("restart", False):  # the sample left the sandbox unusable: the next one gets a new one
+            self.stop()
         return reply
 
     def _send(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         assert self._channel is not None
         try:
             self._channel.write(_frame(pickle.dumps(message, protocol=5)))
-            return json.loads(self._read(self._channel, time.monotonic() + timeout_s + HOST_GRACE_S))
+            wait = timeout_s * (1 + server_module.RETRY_MAX_SCALE) + HOST_GRACE_S  # a timed-out sample is tried again
+            return json.loads(self._read(self._channel, time.monotonic() + wait))
         except ChannelClosed:
             raise SandboxDied from None
 

@@ -37,6 +37,7 @@ class SandboxOptions:
     file_mb: int = defaults.SANDBOX_FILE_MB
     open_files: int = defaults.SANDBOX_OPEN_FILES
     scratch_mb: int = defaults.SANDBOX_SCRATCH_MB
+    scratch_inodes: int = defaults.SANDBOX_SCRATCH_INODES
     total_memory_mb: int = defaults.SANDBOX_TOTAL_MEMORY_MB
     recycle_samples: int = defaults.SANDBOX_RECYCLE_SAMPLES
     first_uid: int = defaults.SANDBOX_FIRST_UID
@@ -51,7 +52,7 @@ class SandboxOptions:
     """Server settings for tests (e.g. a smaller plan cache)."""
 
     def __post_init__(self) -> None:
-        for name in ("memory_mb", "processes", "file_mb", "open_files", "scratch_mb", "total_memory_mb",
+        for name in ("memory_mb", "processes", "file_mb", "open_files", "scratch_mb", "scratch_inodes", "total_memory_mb",
                      "recycle_samples", "uid_slots"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"sandbox option {name} must be >= 1, got {getattr(self, name)}")
@@ -74,6 +75,7 @@ class SandboxOptions:
             "judge_memory_bytes": max(self.memory_mb, 4096) << 20,
             "workdir": "/tmp/work",
             "wipe": ["/tmp", "/dev/shm"],
+            "scratch_mounts": None,
             "site_paths": [SITE_DIR],
             "preload": [m for m in self.preload if m not in self.packages],
             "heavy": [m for m in self.preload if m in self.packages],

@@ -58,10 +58,12 @@ import sys
 import time
 import traceback
 
-if __name__ != "__main__":  # on the host; in the sandbox the candidate module ran first, in this namespace
+if __name__ != "__main__":  # on the host; in the sandbox the values and candidate modules ran first, in this namespace
+    from workers.sandbox.values import Undecodable, decode_value, encode_value
     from workers.sandbox.candidate import (
-        BOOTSTRAP, PR_SET_DUMPABLE, REPLY_TAGS, Closed, Reader, Timeout, TooLarge, become, describe, isolate_fds,
-        prctl, read_exact, reap, recv, seccomp_program, send, set_limit, shorten, write_all,
+        BOOTSTRAP, PR_SET_DUMPABLE, REPLY_TAGS, Closed, Reader, Timeout, TooLarge, become, describe,
+        install_seccomp, isolate_fds, prctl, read_exact, reap, recv, seccomp_program, send, set_limit, shorten,
+        write_all,
     )
 
 MAX_REPLY = 128 << 20
@@ -74,122 +76,19 @@ RECORD_FN = "__boundary_assert__"
 ZYGOTE_TIMEOUT_S = 30.0
 """Seconds the zygote may take to start (it imports numpy) or to answer a request."""
 
-KILL_ROUNDS = 400
-"""Rounds of SIGKILL over leftover processes before the server gives up (and exits, so the host
-starts a fresh sandbox)."""
 
 
 def send_json(fd: int, value: object) -> None:
-    send(fd, json.dumps(value, ensure_ascii=False).encode())
+    send(fd, report_bytes(value))
 
 
 # --------------------------------------------------------------------------------------------
 # Plain values: what may cross from a candidate to the judge, and how they are compared.
 
-_SAFE_GLOBALS = frozenset(
-    [("builtins", n) for n in ("complex", "set", "frozenset", "bytearray", "range", "int", "float", "str",
-                                "bytes", "list", "dict", "tuple", "bool")]
-    + [("collections", n) for n in ("OrderedDict", "defaultdict", "Counter", "deque")]
-    + [("decimal", "Decimal")]
-    + [("datetime", n) for n in ("date", "datetime", "time", "timedelta", "timezone")]
-)
-"""The only globals a candidate's pickle may name: types whose instances are plain data."""
-
-_PLAIN_TYPES = frozenset(
-    {type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range,
-     collections.OrderedDict, collections.defaultdict, collections.Counter, collections.deque,
-     decimal.Decimal, datetime.date, datetime.datetime, datetime.time, datetime.timedelta, datetime.timezone}
-)
-_FACTORIES = frozenset({None, int, float, str, list, dict, set, tuple, bool, collections.Counter,
-                        collections.OrderedDict, collections.deque})
-_MAPPINGS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
-_SEQUENCES = (list, tuple, collections.deque)
-
-
-class NotPlain(Exception):
-    """A value that is not plain data (a class of the candidate's, a function...)."""
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise NotPlain(f"a {module}.{name} object")
-
-    def persistent_load(self, pid):  # noqa: ANN001, ANN201
-        raise NotPlain("a persistent reference")
-
-
-def check_plain(value: object) -> None:
-    """Raise NotPlain unless ``value`` is built of ``_PLAIN_TYPES`` only, with no attributes
-    smuggled onto an instance and no default factory but a plain type."""
-    stack = [value]
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind not in _PLAIN_TYPES:
-            raise NotPlain(f"a {kind.__module__}.{kind.__qualname__} object")
-        if kind in (list, tuple, set, frozenset, collections.deque) or issubclass(kind, dict):
-            if id(item) in seen:
-                continue
-            seen.add(id(item))
-            if getattr(item, "__dict__", None):
-                raise NotPlain(f"a {kind.__name__} with attributes")
-            if kind is collections.defaultdict and item.default_factory not in _FACTORIES:
-                raise NotPlain("a defaultdict with a default factory that is not a plain type")
-            if issubclass(kind, dict):
-                stack.extend(dict.keys(item))
-                stack.extend(dict.values(item))
-            else:
-                stack.extend(item)
-
-
 def plain_loads(data: bytes) -> object:
-    """Decode a pickle from an untrusted process into plain values only (or raise NotPlain)."""
-    try:
-        value = _PlainUnpickler(io.BytesIO(data)).load()
-    except NotPlain:
-        raise
-    except RecursionError:
-        raise NotPlain("a value nested too deeply") from None
-    except Exception as exc:  # a malformed pickle: any error the unpickler raises
-        raise NotPlain(f"undecodable data ({type(exc).__name__})") from None
-    check_plain(value)
-    return value
-
-
-def same(out: object, exp: object) -> bool:
-    """Equality that also demands the expected type: ``True`` is not ``1``, ``(1, 2)`` is not
-    ``[1, 2]``, a Counter is not a dict. The one allowance is Python's numeric tower: an int
-    where a float is expected, compared exactly. Both sides are plain values (no foreign
-    ``__eq__``)."""
-    stack = [(out, exp)]
-    while stack:
-        a, b = stack.pop()
-        kind = type(b)
-        if kind is float:
-            if type(a) not in (int, float) or not a == b:
-                return False
-            continue
-        if type(a) is not kind:
-            return False
-        if kind in _SEQUENCES:
-            if len(a) != len(b):
-                return False
-            stack.extend(zip(a, b))
-        elif kind in _MAPPINGS:
-            if dict.__len__(a) != dict.__len__(b):
-                return False
-            if kind is collections.OrderedDict and list(dict.keys(a)) != list(dict.keys(b)):
-                return False
-            for key, value in dict.items(b):
-                if not dict.__contains__(a, key):
-                    return False
-                stack.append((dict.__getitem__(a, key), value))
-        elif not a == b:
-            return False
-    return True
+    """A value from an untrusted process (``values.decode_value``: plain values built by the
+    judge's own code; nothing is imported, called or set as an attribute), or Undecodable."""
+    return decode_value(data)
 
 
 def _number(x: object) -> bool:
@@ -246,17 +145,20 @@ def _set_equal(out: object, exp: object) -> bool:
 
 
 def evalplus_match(inp: list, out: object, exp: object, atol: float, dataset: str | None, entry: str) -> bool:
-    """EvalPlus's output check (its ``exact_match`` made type-strict with ``same``)."""
-    exact = same(out, exp)
+    """EvalPlus's output check (``evalplus.eval.unsafe_execute``): ``out == exp``, its special
+    oracles, then ``allclose`` with its ``atol`` for floats. ``==`` is safe here: both sides are
+    values the judge decoded itself (no ``__eq__`` of the candidate's), and it is what the
+    official harnesses use, so ``1.0`` passes where ``1`` is expected and ``0`` where ``False``."""
+    exact = out == exp
     if dataset == "mbpp":
         if entry == "are_equivalent":
             exact = True
         elif entry == "sum_div":
-            exact = exact or same(out, 0)
+            exact = exact or out == 0
         elif entry == "surface_Area":
             exact = exact or (_number(out) and abs(out - _surface_area(*inp)) <= atol)
         elif entry == "digit_distance_nums":
-            exact = exact or same(out, _digit_distance_nums(*inp))
+            exact = exact or out == _digit_distance_nums(*inp)
         elif entry in MBPP_OUTPUT_SET_EQ_TASKS:
             exact = _set_equal(out, exp)
         elif entry in MBPP_OUTPUT_NOT_NONE_TASKS:
@@ -421,33 +323,42 @@ def remove_sysv(leftovers: dict[str, list[int]]) -> None:
         libc.semctl(ident, 0, _IPC_RMID)
 
 
-def wipe(path: str, keep: str | None = None, only: str | None = None) -> None:
-    """Remove what is inside ``path`` (not ``path`` itself): every entry but ``keep``, or only
-    the entry ``only``. (The working directory is emptied by the next ``prepare_workdir``.)"""
-    try:
-        entries = [only] if only is not None else os.listdir(path)
-    except OSError:
-        return
-    for name in entries:
-        if name == keep:
-            continue
+def wipe(path: str) -> None:
+    """Remove everything inside ``path`` (not ``path`` itself); any entry that cannot be removed
+    raises (OSError, or RecursionError for a tree deeper than the interpreter's stack)."""
+    for name in os.listdir(path):
         full = os.path.join(path, name)
-        try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full, onerror=_force_remove)
-            else:
-                os.unlink(full)
-        except OSError:
-            pass
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.unlink(full)
 
 
-def _force_remove(function, path, _excinfo) -> None:  # noqa: ANN001
-    try:
-        os.chmod(os.path.dirname(path), 0o700)
-        os.chmod(path, 0o700)
-        function(path)
-    except OSError:
-        pass
+MNT_DETACH = 2
+MS_NOSUID, MS_NODEV = 2, 4
+PR_SET_PDEATHSIG = 1
+
+
+def mount_tmpfs(path: str, size: int, inodes: int, mode: int) -> None:
+    """Replace the file system at ``path`` with a new, empty tmpfs of ``size`` bytes and at most
+    ``inodes`` files, its root folder of ``mode``. The old one is detached, and freed by the
+    kernel with whatever it held (nothing of the sample runs any more)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    target = path.encode()
+    if libc.umount2(target, MNT_DETACH) != 0 and ctypes.get_errno() != 22:  # EINVAL: nothing mounted there
+        raise OSError(ctypes.get_errno(), f"umount {path}: {os.strerror(ctypes.get_errno())}")
+    options = f"size={size},nr_inodes={inodes},mode={mode:o}".encode()
+    if libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+        raise OSError(ctypes.get_errno(), f"mount tmpfs on {path}: {os.strerror(ctypes.get_errno())}")
+
+
+def make_workdir(workdir: str, uid: int | None) -> None:
+    """The sample's working directory: new, empty, private to the candidate's uid."""
+    os.mkdir(workdir, 0o700)
+    if uid is not None:
+        os.chown(workdir, uid, uid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,8 +448,8 @@ class Link:
         if tag == b"O":
             try:
                 return plain_loads(payload)
-            except NotPlain as exc:
-                return Opaque(str(exc), None, str(exc))
+            except Undecodable as exc:
+                return Opaque(f"undecodable data ({exc})", None, "<undecodable>")
         if tag == b"T":
             return Opaque(f"{payload.decode()}: too large to compare", None, "<too large>")
         if tag in (b"R", b"U"):
@@ -554,8 +465,8 @@ class Link:
         """A protocol message (not a return value): undecodable means the link is broken."""
         try:
             return plain_loads(payload)
-        except NotPlain as exc:
-            self.broken = Gone(f"answered with {exc}")
+        except Undecodable as exc:
+            self.broken = Gone(f"answered with undecodable data ({exc})")
             raise self.broken from None
 
 
@@ -601,7 +512,9 @@ class Judge:
     def __init__(self, link: Link, job: dict, plan: dict):
         self.link, self.job, self.plan = link, job, plan
         self.start = time.monotonic()
-        self.deadline = self.start + float(job["timeout_s"])
+        self.scale = float(job.get("time_scale", 1.0))
+        """Every time limit's factor: above 1 when a sample that timed out is graded again."""
+        self.deadline = self.start + float(job["timeout_s"]) * self.scale
         self.call_deadline = self.deadline
         self.stop_early = not job.get("all_tests", False)
         self.tests: dict[str, str] = {}
@@ -634,7 +547,7 @@ class Judge:
         return self.report(loaded)
 
     def load(self) -> dict:
-        deadline = min(self.start + float(self.plan["load_timeout_s"]), self.deadline)
+        deadline = min(self.start + float(self.plan["load_timeout_s"]) * self.scale, self.deadline)
         try:
             tag, payload = self.link.receive(deadline)
             info = self.link.decode(payload)
@@ -644,6 +557,8 @@ class Judge:
             info = {"ok": False, "kind": "timeout", "error": "loading the program took too long"}
         except Gone:
             info = {"ok": False, "kind": "crashed", "error": "the program ended the process while loading"}
+        salvaged = info.get("salvaged_lines")
+        info["salvaged_lines"] = salvaged if type(salvaged) is int and salvaged >= 0 else 0
         if not info["ok"]:
             kind = str(info.get("kind", "load-error"))
             self.fail(None, None, {"timeout": "T", "crashed": "X"}.get(kind, "L"), str(info.get("error", "")))
@@ -663,15 +578,14 @@ class Judge:
                 continue
             if entry[0] == "call":
                 self.namespace[name] = Remote(self, name)
-            elif entry[0] == "module" and len(entry) == 2 and isinstance(entry[1], str):
-                try:
-                    self.namespace[name] = __import__(entry[1], fromlist=["_"])
-                except Exception:  # noqa: BLE001 - a module the judge cannot import stays unbound
-                    pass
+            elif entry[0] == "module" and len(entry) == 2 and entry[1] in self.plan.get("imports", ()):
+                module = sys.modules.get(entry[1])  # imported by the server for this plan, never by name
+                if module is not None:
+                    self.namespace[name] = module
             elif entry[0] == "value" and len(entry) == 2 and isinstance(entry[1], bytes):
                 try:
                     self.namespace[name] = plain_loads(entry[1])
-                except NotPlain:
+                except Undecodable:
                     pass
 
     def run_group(self, group: dict) -> str:
@@ -684,15 +598,13 @@ class Judge:
 
     def run_script(self, group: dict) -> str:
         name, outcomes = group["name"], []
-        self.call_deadline = min(time.monotonic() + float(group["timeout_s"]), self.deadline)
+        self.call_deadline = min(time.monotonic() + float(group["timeout_s"]) * self.scale, self.deadline)
 
         def record(text: str, thunk) -> None:  # noqa: ANN001
             try:
                 outcome, message = ("P", "") if thunk() else ("F", f"{text} failed")
             except (Slow, Gone):
                 raise
-            except NotPlain as exc:
-                outcome, message = "F", f"{text}: the function returned {exc}"
             except Exception as exc:  # noqa: BLE001
                 outcome, message = "E", f"{text}: {_raised(exc)}"
             outcomes.append(outcome)
@@ -708,7 +620,7 @@ class Judge:
             pass
         except (Slow, Gone) as exc:
             outcomes.append("T" if isinstance(exc, Slow) else "X")
-            self.fail(name, len(outcomes) - 1, outcomes[-1], _abort_message(exc, group["timeout_s"]))
+            self.fail(name, len(outcomes) - 1, outcomes[-1], _abort_message(exc, group["timeout_s"] * self.scale))
             raise _Abort("".join(outcomes)) from None
         except Exception as exc:  # noqa: BLE001 - the script itself raised, outside an assert
             outcomes.append("E")
@@ -725,7 +637,7 @@ class Judge:
         for i, args in enumerate(inputs):
             if outcomes and outcomes[-1] != "P" and self.stop_early:
                 break
-            self.call_deadline = min(time.monotonic() + float(limits[i]), self.deadline)
+            self.call_deadline = min(time.monotonic() + float(limits[i]) * self.scale, self.deadline)
             outcome, message = self._one_call(entry, args, expected[i], group)
             outcomes.append(outcome)
             if outcome != "P":
@@ -760,7 +672,8 @@ class Judge:
 
     def run_stdio(self, group: dict) -> str:
         name, outcomes = group["name"], []
-        cases, limits, cap = group["cases"], group["limits"], int(group["cap"])
+        cases, cap = group["cases"], int(group["cap"])
+        limits = [float(limit) * self.scale for limit in group["limits"]]
         for i, (stdin, expected) in enumerate(cases):
             if outcomes and outcomes[-1] != "P" and self.stop_early:
                 break
@@ -882,27 +795,33 @@ def _recorded(tag: bytes, payload: bytes, group: dict, seconds: float) -> list:
     not_none = group.get("dataset") == "mbpp" and group["entry"] in MBPP_OUTPUT_NOT_NONE_TASKS
     if tag == b"T":
         return ["too-large", payload.decode(), seconds]
-    if tag in (b"O", b"U") and not_none:
-        value = True if tag == b"U" else plain_loads(payload) is not None
-        return ["ok", base64.b64encode(pickle.dumps(value, protocol=5)).decode(), seconds]
-    if tag == b"O":
-        try:
+    try:
+        if tag in (b"O", b"U") and not_none:
+            value = True if tag == b"U" else plain_loads(payload) is not None
+            return ["ok", base64.b64encode(encode_value(value)).decode(), seconds]
+        if tag == b"O":
             plain_loads(payload)
-        except NotPlain as exc:
-            return ["unencodable", str(exc), seconds]
-        return ["ok", base64.b64encode(payload).decode(), seconds]
-    if tag == b"R":
-        try:
+            return ["ok", base64.b64encode(payload).decode(), seconds]
+        if tag == b"R":
             raised = plain_loads(payload)
             return ["raise", str(raised[0]), seconds]
-        except (NotPlain, IndexError, TypeError):
-            pass
+    except Undecodable as exc:
+        return ["unencodable", f"undecodable data ({exc})", seconds]
+    except (IndexError, TypeError, KeyError):
+        pass
     return ["unencodable", tag.decode("ascii", "replace"), seconds]
 
 
 def prepare_plan(plan: dict) -> dict:
-    """Compile a plan's code once: the setup, and each script with its asserts rewritten."""
+    """Compile a plan's code once: the setup, and each script with its asserts rewritten; and
+    import the modules its tests import (``imports``, read from the benchmark's code by the
+    host), so that every sample's judge, forked from the server, finds them loaded."""
     plan = dict(plan)
+    for name in plan.get("imports", ()):
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - the tests fail on it in the judge, with the reason
+            pass
     plan["setup_code"] = compile(plan.get("setup") or "", "<setup>", "exec")
     groups = []
     for group in plan["groups"]:
@@ -914,45 +833,37 @@ def prepare_plan(plan: dict) -> dict:
     return plan
 
 
-def judge_main(ctl_fd: int, config: dict) -> None:
-    """The judge's loop (never returns): for each job, the candidate's socket arrives over the
-    control socket, then the job; the report goes back the same way. Plans are kept until the
-    server says to forget them."""
+def report_bytes(report: object) -> bytes:
+    """A report as JSON, whatever text the candidate put in it (a lone surrogate becomes '?')."""
+    return json.dumps(report, ensure_ascii=False, default=repr).encode("utf-8", "replace")
+
+
+def judge_main(link_fd: int, report_fd: int, job: dict, plan: dict, config: dict, seccomp: bytes | None) -> None:
+    """One sample's judge (never returns): a process forked from the server for this sample
+    alone, so nothing a candidate sends can change how a later sample is graded. It drops to the
+    judge uid under its own seccomp filter, runs the tests against the candidate on ``link_fd``,
+    and writes its report to ``report_fd``."""
     try:
-        isolate_fds({ctl_fd: 3})
-        control = socket.socket(fileno=3)
+        isolate_fds({link_fd: 3, report_fd: 4})
         set_limit(resource.RLIMIT_CORE, 0)
         set_limit(resource.RLIMIT_AS, config.get("judge_memory_bytes"))
         become(config.get("judge_uid"))
         prctl(PR_SET_DUMPABLE, 0)
-    except BaseException:  # noqa: BLE001
+        if seccomp is not None:
+            install_seccomp(seccomp)
+    except BaseException:  # noqa: BLE001 - a judge that cannot be isolated must not run
         os._exit(72)
-    plans: dict[str, dict] = {}
-    random_module = __import__("random")
-    while True:
-        try:
-            marker, fds, _flags, _address = socket.recv_fds(control, 1, 1)
-            if not marker or len(fds) != 1:
-                os._exit(0)
-            job = pickle.loads(recv(3))
-        except (Closed, OSError):
-            os._exit(0)
-        try:
-            for key in job.get("forget", ()):
-                plans.pop(key, None)
-            if job.get("plan") is not None:
-                plans[job["plan_key"]] = prepare_plan(job["plan"])
-                gc.freeze()  # collections then scan a sample's objects, not every plan held
-            plan = plans[job["plan_key"]]
-            if plan["draws"]:  # tests that draw random inputs draw the same ones for every sample
-                random_module.seed(0)
-            report = Judge(Link(fds[0]), job, plan).run()
-        except BaseException as exc:  # noqa: BLE001 - the report says what went wrong
-            report = {"status": "error", "error": f"the judge failed: {describe(exc)}",
-                      "trace": shorten(traceback.format_exc(), 2000)}
-        finally:
-            os.close(fds[0])
-        send_json(3, report)
+    try:
+        if plan["draws"]:  # tests that draw random inputs draw the same ones for every sample
+            __import__("random").seed(0)
+        report = Judge(Link(3), job, plan).run()
+    except BaseException as exc:  # noqa: BLE001 - the report says what went wrong
+        report = {"status": "error", "error": f"the judge failed: {describe(exc)}",
+                  "trace": shorten(traceback.format_exc(), 2000)}
+    try:
+        send(4, report_bytes(report))
+    finally:
+        os._exit(0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -968,9 +879,9 @@ class ZygoteError(Exception):
 
 class Zygote:
     """The server's handle on one zygote: an exec'd interpreter that forks candidates. It is
-    given only the candidate module's source."""
+    given only the sources of the values and candidate modules."""
 
-    def __init__(self, config: dict, source: bytes, heavy: bool):
+    def __init__(self, config: dict, source: list[bytes], heavy: bool):
         self.config, self.source, self.heavy = config, source, heavy
         self.pid: int | None = None
         self.sock: socket.socket | None = None
@@ -990,7 +901,8 @@ class Zygote:
                 os._exit(127)
         theirs.close()
         os.close(source_r)
-        write_all(source_w, (1).to_bytes(4, "big") + len(self.source).to_bytes(4, "big") + self.source)
+        framed = b"".join(len(part).to_bytes(4, "big") + part for part in self.source)
+        write_all(source_w, len(self.source).to_bytes(4, "big") + framed)
         os.close(source_w)
         self.pid, self.sock = pid, ours
         send(ours.fileno(), pickle.dumps(self.config))
@@ -1030,71 +942,54 @@ class Zygote:
             raise ZygoteError("the zygote died") from None
 
 
+class CleanupFailed(Exception):
+    """What a sample left behind could not be removed: the server answers, then exits, and the
+    host starts a fresh sandbox for the next sample."""
+
+
 class Server:
-    def __init__(self, config: dict, source: bytes):
+    def __init__(self, config: dict, source: list[bytes]):
         self.config = config
         self.plans: collections.OrderedDict[str, tuple[dict, int]] = collections.OrderedDict()
+        """Prepared plans (``prepare_plan``) by key, with their message sizes: a sample's judge
+        is forked from here and finds its plan already compiled."""
         self.plan_bytes = 0
         self.zygotes = {False: Zygote(config, source, heavy=False), True: Zygote(config, source, heavy=True)}
         heavy = [re.escape(name) for name in config.get("heavy", ())]
         self.needs_heavy = re.compile(rf"\b({'|'.join(heavy)})\b") if heavy else None
-        self.judge_pid: int | None = None
-        self.judge_sock: socket.socket | None = None
-        self.judge_plans: set[str] = set()
-        self.forget: list[str] = []
+        self.judge_seccomp = seccomp_program(os.uname().machine, judge=True) if config.get("seccomp") else None
         self.samples = 0
         self.candidate_pid: int | None = None
         """The last sample's candidate process (the zygote reaps it before its next fork)."""
 
-    def start_judge(self) -> None:
-        self.stop_judge()
-        ours, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            judge_main(theirs.fileno(), self.config)
-        theirs.close()
-        self.judge_pid, self.judge_sock = pid, ours
-        self.judge_plans.clear()
-        self.forget.clear()
-
-    def stop_judge(self) -> None:
-        self.judge_pid, self.judge_sock = _stop(self.judge_pid, self.judge_sock)
-
     # -- jobs
     def plan_for(self, job: dict, size: int) -> dict | None:
-        """The job's plan from the cache (kept in step with the judge's: what the server drops,
-        the judge is told to forget). The cache holds up to ``plan_cache`` plans and
+        """The job's prepared plan from the cache. The cache holds up to ``plan_cache`` plans and
         ``plan_cache_bytes`` of them (``size``: the job message's, when it carries its plan)."""
         key = job["plan_key"]
         if job.get("plan") is not None:
-            self._drop(key)
-            self.plans[key] = (job["plan"], size)
+            self.plans.pop(key, None)
+            self.plans[key] = (prepare_plan(job["plan"]), size)
             self.plan_bytes += size
+            self.plans.move_to_end(key)
         entry = self.plans.get(key)
         if entry is None:
             return None
         self.plans.move_to_end(key)
         while len(self.plans) > 1 and (len(self.plans) > int(self.config.get("plan_cache", 1024))
                                        or self.plan_bytes > int(self.config.get("plan_cache_bytes", 256 << 20))):
-            self._drop(next(iter(self.plans)))
+            _key, (_plan, dropped) = self.plans.popitem(last=False)
+            self.plan_bytes -= dropped
         return entry[0]
-
-    def _drop(self, key: str) -> None:
-        entry = self.plans.pop(key, None)
-        if entry is not None:
-            self.plan_bytes -= entry[1]
-        if key in self.judge_plans:
-            self.judge_plans.discard(key)
-            self.forget.append(key)
 
     def handle(self, job: dict, size: int) -> bytes | dict:
         plan = self.plan_for(job, size)
         if plan is None:
             return {"need_plan": job["plan_key"]}
         self.samples += 1
-        self.prepare_workdir()
         ours, theirs = socket.socketpair()
-        spec = {"mode": plan["mode"], "cpu_s": float(job["timeout_s"]) + 1, "names": plan.get("names", [])}
+        budget = float(job["timeout_s"]) * float(job.get("time_scale", 1.0))
+        spec = {"mode": plan["mode"], "cpu_s": budget + 1, "names": plan.get("names", [])}
         if "code" in job:  # compiled by the host (see candidate.load_program)
             spec["code"], spec["loaded"] = job["code"], job["loaded"]
         else:
@@ -1126,84 +1021,86 @@ class Server:
             return {"status": "error", "error": str(exc)}
         return report
 
-    def prepare_workdir(self) -> None:
-        """The sample's working directory: empty, private to the candidate's uid."""
-        workdir, uid = self.config["workdir"], self.config.get("candidate_uid")
-        try:
-            info = os.lstat(workdir)
-        except FileNotFoundError:
-            info = None
-        fresh = (info is not None and info.st_mode == 0o40700 and info.st_uid == (uid if uid is not None else os.getuid())
-                 and not os.listdir(workdir))
-        if fresh:
-            return
-        if info is not None:
-            wipe(os.path.dirname(workdir), only=os.path.basename(workdir))
-        os.mkdir(workdir, 0o700)
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-
     def judge(self, job: dict, plan: dict, link: socket.socket) -> bytes | dict:
-        if self.judge_sock is None:
-            self.start_judge()
-        assert self.judge_sock is not None
-        key = job["plan_key"]
+        """Fork this sample's judge (see ``judge_main``) and wait for its report."""
         message = {k: v for k, v in job.items() if k not in ("program", "plan", "code", "loaded")}
-        message["plan"] = None if key in self.judge_plans else plan
-        message["forget"], self.forget = self.forget, []
-        deadline = time.monotonic() + float(job["timeout_s"]) + GRACE_S
+        report_r, report_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            judge_main(link.fileno(), report_w, message, plan, self.config, self.judge_seccomp)
+        os.close(report_w)
+        budget = float(job["timeout_s"]) * float(job.get("time_scale", 1.0))
         try:
-            socket.send_fds(self.judge_sock, [b"J"], [link.fileno()])
-            send(self.judge_sock.fileno(), pickle.dumps(message, protocol=5))
-            self.judge_plans.add(key)
-            return recv(self.judge_sock.fileno(), deadline)  # the judge's JSON, passed on as is
+            return recv(report_r, time.monotonic() + budget + GRACE_S)  # the judge's JSON, passed on as is
         except Timeout:
-            self.stop_judge()
-            report = {"status": "timeout", "error": None, "tests": {}, "first_failure": {
+            return {"status": "timeout", "error": None, "tests": {}, "first_failure": {
                 "group": None, "test": None, "outcome": "timeout",
-                "message": f"the sample ran past its {float(job['timeout_s']):g}s budget"}}
+                "message": f"the sample ran past its {budget:g}s budget"}}
         except (Closed, OSError, TooLarge):
-            self.stop_judge()
-            report = {"status": "error", "error": "the judge process died"}
-        return report
+            return {"status": "error", "error": "the judge process died"}
+        finally:
+            os.close(report_r)
+            _stop(pid, None)
 
     def cleanup(self) -> None:
-        """Kill every process but the server, the zygotes and the judge, reap them, and wipe
-        the scratch space and System V IPC objects.
+        """Kill every process of the sample, wait until they have exited, and give the next
+        sample a fresh scratch space. CleanupFailed when that cannot be done.
 
-        The candidate is killed first and waited for: its descendants are then the server's
-        (pid 1 of the namespace, or a subreaper), so in the usual case the only processes left
-        are the server, the judge, the zygotes and the candidate's zombie, which one listing of
-        /proc shows without reading each process's state. Anything else takes the slow path:
-        every descendant found in /proc is killed, round after round, until none is left."""
+        Where the sandbox runs its candidates as a uid of their own, one ``kill(-1)`` made as that
+        uid reaches every process of the sample at once (a fork cannot escape it), so no round
+        of killing can be outrun. Elsewhere each process found below the server is killed, round
+        after round. Either way the server then waits, up to ``KILL_WAIT_S``, until nothing but
+        the server, the zygotes and zombies is left."""
         candidate, self.candidate_pid = self.candidate_pid, None
-        if candidate is not None and _kill_and_wait(candidate):
-            keep = {os.getpid(), self.judge_pid, candidate, *(z.pid for z in self.zygotes.values())}
-            self._reap()
-            if _pids() <= keep:
-                self._wipe()
-                return
-        for _round in range(KILL_ROUNDS):
-            keep = {os.getpid(), self.judge_pid, *(z.pid for z in self.zygotes.values())}
+        uid = self.config.get("candidate_uid")
+        if uid is not None:
+            kill_uid(uid)
+        if candidate is not None:
+            _kill_and_wait(candidate)
+        keep = {os.getpid(), candidate, *(z.pid for z in self.zygotes.values())}
+        self._reap()
+        if not _pids() <= keep:
+            self._wait_for_strays(uid)
+        self.reset_scratch()
+
+    def _wait_for_strays(self, uid: int | None) -> None:
+        deadline = time.monotonic() + KILL_WAIT_S
+        pause = 0.0002
+        while True:
+            keep = {os.getpid(), *(z.pid for z in self.zygotes.values())}
             table = proc_table()
             strays = [p for p in descendants(os.getpid(), table) if p not in keep and table[p][1] != "Z"]
             self._reap()
             if not strays:
-                break
-            for pid in strays:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.0002)
-        else:
-            raise SystemExit("cannot kill the sample's processes")
-        self._wipe()
+                return
+            if time.monotonic() > deadline:
+                raise CleanupFailed(f"{len(strays)} of the sample's processes did not exit within {KILL_WAIT_S:g}s")
+            if uid is not None:
+                kill_uid(uid)
+            else:
+                for pid in strays:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
-    def _wipe(self) -> None:
-        parent, workdir = os.path.split(self.config["workdir"])
-        for path in self.config.get("wipe", ()):
-            wipe(path, keep=workdir if path == parent else None)
+    def reset_scratch(self) -> None:
+        """A fresh scratch space for the next sample: new tmpfs mounts where the server may mount
+        (nothing a sample leaves, however deep, sticky or many, costs the next one anything), else
+        a wipe that raises CleanupFailed if anything is left; then System V IPC objects."""
+        mounts = self.config.get("scratch_mounts")
+        try:
+            if mounts:
+                for path, size, inodes, mode in mounts:
+                    mount_tmpfs(path, size, inodes, mode)
+            else:
+                for path in self.config.get("wipe", ()):
+                    wipe(path)
+            make_workdir(self.config["workdir"], self.config.get("candidate_uid"))
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the next sample must not see it
+            raise CleanupFailed(f"the scratch space could not be reset ({describe(exc)})") from None
         leftovers = sysv_leftovers()
         if leftovers:
             self._remove_sysv(leftovers)
@@ -1214,9 +1111,6 @@ class Server:
                 if pid == zygote.pid:
                     zygote.pid = None
                     zygote.stop()
-            if pid == self.judge_pid:
-                self.judge_pid = None
-                self.stop_judge()
 
     def _remove_sysv(self, leftovers: dict[str, list[int]]) -> None:
         uid = self.config.get("candidate_uid")
@@ -1232,6 +1126,30 @@ class Server:
                 os._exit(0)
         os.waitpid(pid, 0)
 
+    def grade(self, job: dict, size: int) -> bytes | dict:
+        """The sample's report, its processes gone and its scratch space reset. A sample that
+        ran out of time is graded again, once, with every limit multiplied by ``retry_scale``: a
+        correct sample that was slow only because the machine was busy then passes."""
+        reply = self.attempt(job, size)
+        if job.get("record") or not timed_out(reply):
+            return reply
+        scale = retry_scale()
+        again = self.attempt({**job, "plan": None, "time_scale": scale}, 0)
+        if isinstance(again, bytes):
+            again = json.loads(again)
+        if isinstance(again, dict) and "need_plan" not in again:
+            again["retried"] = round(scale, 2)
+            return again
+        return reply
+
+    def attempt(self, job: dict, size: int) -> bytes | dict:
+        try:
+            reply = self.handle(job, size)
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not end the server
+            reply = {"status": "error", "error": f"sandbox server: {describe(exc)}"}
+        self.cleanup()  # before the answer: when the host has a verdict, the sample is gone
+        return reply
+
     def serve(self) -> None:
         while True:
             try:
@@ -1243,18 +1161,86 @@ class Server:
             if op == "exit":
                 return
             if op == "ping":
-                send_json(1, {"pong": True, "samples": self.samples, "judge": self.judge_pid,
+                send_json(1, {"pong": True, "samples": self.samples,
                               "zygotes": [z.pid for z in self.zygotes.values() if z.pid is not None]})
                 continue
             try:
-                reply = self.handle(message, len(frame))
-            except Exception as exc:  # noqa: BLE001 - one job's failure must not end the server
-                reply = {"status": "error", "error": f"sandbox server: {describe(exc)}"}
-            self.cleanup()  # before the answer: when the host has a verdict, the sample is gone
+                reply = self.grade(message, len(frame))
+            except CleanupFailed as exc:
+                send_json(1, cleanup_failure(str(exc)))
+                return  # the host starts a fresh sandbox
             if isinstance(reply, bytes):
                 send(1, reply)
             else:
                 send_json(1, reply)
+
+
+def timed_out(reply: bytes | dict) -> bool:
+    """Whether a report gives a time limit as the sample's (first) failure."""
+    if isinstance(reply, bytes):
+        if b'"timeout"' not in reply:
+            return False
+        try:
+            reply = json.loads(reply)
+        except ValueError:
+            return False
+    return isinstance(reply, dict) and (reply.get("status") == "timeout"
+                                        or (reply.get("first_failure") or {}).get("outcome") == "timeout")
+
+
+RETRY_MIN_SCALE = 2.0
+"""The smallest factor on a timed-out sample's limits when it is graded again."""
+
+RETRY_MAX_SCALE = 8.0
+"""The largest: a sample that needs more than this is slow, not unlucky (the host allows for
+it when it waits for an answer)."""
+
+BUSY_PROBE_S = 0.02
+"""Seconds of spinning that measure which share of its CPU the server gets right now."""
+
+
+def cpu_share(seconds: float = BUSY_PROBE_S) -> float:
+    """The share of a CPU this process gets (1.0 on an idle CPU, 0.25 with three others
+    spinning on it): thread CPU time over wall time while spinning."""
+    wall, cpu = time.monotonic(), time.thread_time()
+    while time.monotonic() - wall < seconds:
+        pass
+    return max(time.thread_time() - cpu, 1e-6) / (time.monotonic() - wall)
+
+
+def retry_scale() -> float:
+    """The factor for a timed-out sample's second try: the slowdown the machine shows now (a
+    busy machine's), and at least ``RETRY_MIN_SCALE``."""
+    return min(RETRY_MAX_SCALE, max(RETRY_MIN_SCALE, 1.5 / cpu_share()))
+
+
+def cleanup_failure(message: str) -> dict:
+    """The report of a sample that left the sandbox unfit for the next one: failed, whatever its
+    tests said, and the sandbox is replaced."""
+    return {"status": "failed", "tests": {}, "passed": 0, "total": 0, "error": None, "restart": True,
+            "first_failure": {"group": None, "test": None, "outcome": "crashed",
+                              "message": f"the sample left the sandbox unusable: {message}"}}
+
+
+KILL_WAIT_S = 30.0
+"""Seconds the server waits for a sample's killed processes to exit (freeing gigabytes takes
+a while) before it gives up on the sandbox."""
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of ``uid`` at once: ``kill(-1)`` made with that real and effective
+    uid reaches exactly the processes of that uid (but pid 1, the server), and a process forking
+    at that moment cannot leave a child unsignalled. The server keeps root as its saved uid and
+    takes it back, and the parent-death signal (bubblewrap's ``--die-with-parent``) that a change
+    of uid clears."""
+    os.setresuid(uid, uid, 0)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:  # nothing of the sample is left
+        pass
+    finally:
+        os.setresuid(0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 CANDIDATE_EXIT_S = 2.0
@@ -1296,7 +1282,7 @@ def _stop(pid: int | None, sock: socket.socket | None) -> tuple[None, None]:
     return None, None
 
 
-def server_main(candidate_source: bytes) -> None:
+def server_main(candidate_sources: list[bytes]) -> None:
     config = pickle.loads(recv(0))
     prctl(PR_SET_DUMPABLE, 0)
     if config.get("cpu") is not None:
@@ -1315,11 +1301,11 @@ def server_main(candidate_source: bytes) -> None:
             pass
     gc.collect()
     gc.freeze()
-    server = Server(config, candidate_source)
+    server = Server(config, candidate_sources)
     try:
         server.zygotes[False].start()
-        server.start_judge()
-    except ZygoteError as exc:
+        server.reset_scratch()
+    except (ZygoteError, CleanupFailed) as exc:
         send_json(1, {"ready": False, "error": str(exc)})
         return
     send_json(1, {
@@ -1337,4 +1323,4 @@ def server_main(candidate_source: bytes) -> None:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["server"]:
-    server_main(globals()["__boundary_sources__"][0])
+    server_main(globals()["__boundary_sources__"][:2])  # the values and candidate modules
