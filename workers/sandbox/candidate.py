@@ -30,7 +30,7 @@ import struct
 import sys
 import time
 
-if __name__ != "__main__":  # on the host; in the sandbox the values module ran first, in this namespace
+if "encode_value" not in globals():  # on the host; in the sandbox the values module ran first, in this namespace
     from workers.sandbox.values import encode_value
 
 BOOTSTRAP = (
@@ -403,7 +403,6 @@ def candidate_main(sock_fd: int, config: dict) -> None:
         os.chdir(config["workdir"])
         cpu_s = max(1, math.ceil(spec["cpu_s"]))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
-        first_to_die()
         become(config.get("candidate_uid"))
     except BaseException:  # noqa: BLE001 - a candidate that cannot be isolated must not run
         os._exit(70)
@@ -417,8 +416,8 @@ def candidate_main(sock_fd: int, config: dict) -> None:
 
 
 def first_to_die() -> None:
-    """Ask the kernel to pick this process (and what it forks) first when the sandbox's memory
-    cgroup is full, rather than the server, a zygote or the judge."""
+    """Ask the kernel to pick this process (and every candidate it forks, which inherit it)
+    first when the sandbox's memory cgroup is full, rather than the server or the judge."""
     try:
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
     except OSError:
@@ -718,6 +717,7 @@ def zygote_main(ctl_fd: int, heavy: bool) -> None:
     builtins.exit = builtins.quit = _Exit()  # type: ignore[attr-defined]
     sys.argv = ["candidate"]
     os.umask(0o077)
+    first_to_die()
     apply_limits(config["limits"])
     if config.get("seccomp", True):
         install_seccomp()  # inherited by every candidate, so no sample pays for installing it

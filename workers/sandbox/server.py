@@ -9,29 +9,34 @@ seccomp filter).
 Processes, all inside the sandbox's own PID namespace, where the server is init (pid 1: signals
 sent from inside the namespace cannot kill it):
 
-    server ─┬─ judge      one per sample: holds the tests and expected values, runs the tests,
-            │             compares, and reports to the server over a pipe only it holds
+    server ─┬─ judge      holds the tests and expected values, runs the tests, compares, and
+            │             reports to the server over a socket only it holds
             └─ zygote ── candidate     one per sample: runs the sample's code; never sees a test
                             └─ run     stdio problems: one per test case
 
 The zygote is a fresh interpreter (exec'd, not forked from the server) that imports the heavy
 modules once (numpy...) and never receives tests or expected values: a candidate forked from it
 finds nothing about the tests in its memory. The judge calls the candidate's functions over a
-socket pair: arguments go out pickled, results come back pickled and are decoded with an
-unpickler that builds plain values only (numbers, strings, containers: no class of the
-candidate's, so no ``__eq__`` of its own), then compared by the judge. The candidate cannot
-write to the judge's report channel, see the tests, or stop them early: exiting, ``atexit``,
-``sys.settrace``, printing, or killing its parent all leave the judge with missing answers,
-which fail.
+socket pair: arguments go out pickled (the judge's own data), results come back in the tagged
+encoding of ``workers.sandbox.values``, which the judge decodes with its own code into plain
+values (numbers, strings, containers: no class of the candidate's, so no ``__eq__`` of its own;
+nothing imported, called or set as an attribute), then compares with ``==`` as the official
+harnesses do. The candidate cannot write to the judge's report channel, see the tests, or stop
+them early: exiting, ``atexit``, ``sys.settrace``, printing, or killing its parent all leave the
+judge with missing answers, which fail. Nothing a candidate sends can change how a later sample
+is graded (see ``judge_main``).
 
 Where the sandbox is started by root (the server runs as root inside, with only the
 capabilities it needs), the candidate runs as an unprivileged uid with an RLIMIT_NPROC (which
-root ignores), and the judge as another uid, so the candidate can neither signal nor trace the
-judge, the zygote or the server. Everywhere, the candidate also gets rlimits (CPU, address space,
-file size, open files, no core files), a seccomp filter (no ptrace, no new namespaces, no
-keyrings, bpf, mounts or io_uring), a fresh scratch directory, and no open descriptor but its
-socket; after each sample the server kills every process but itself and the zygote, and wipes
-the scratch space and System V IPC objects, so nothing outlives or leaks into the next sample.
+root ignores), and the judge as another uid under a seccomp filter of its own, so the candidate
+can neither signal nor trace the judge, the zygote or the server. Everywhere, the candidate also
+gets rlimits (CPU, address space, file size, open files, no core files), a seccomp filter (no
+ptrace, no new namespaces, no keyrings, bpf, mounts, io_uring, inotify or affinity changes), a
+fresh scratch space, and no open descriptor but its socket; after each sample the server kills
+every process of the sample (one ``kill(-1)`` as the candidate's uid), waits for them, mounts new
+tmpfs file systems over /tmp and /dev/shm and removes System V IPC objects, so nothing outlives
+or leaks into the next sample. A cleanup that fails grades the sample failed and ends the server
+(the host starts a new sandbox).
 """
 
 from __future__ import annotations
@@ -40,10 +45,8 @@ import ast
 import base64
 import builtins
 import collections
-import datetime
 import decimal
 import gc
-import io
 import json
 import math
 import os
@@ -352,6 +355,23 @@ def mount_tmpfs(path: str, size: int, inodes: int, mode: int) -> None:
     options = f"size={size},nr_inodes={inodes},mode={mode:o}".encode()
     if libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
         raise OSError(ctypes.get_errno(), f"mount tmpfs on {path}: {os.strerror(ctypes.get_errno())}")
+
+
+def scratch_state(path: str, workdir: str) -> tuple:
+    """What changes when anything is done in the file system at ``path``: its files and blocks
+    in use, and the times, mode, owner and extended attributes of its root folder (and of
+    ``workdir`` within it): any file made, left, renamed, chmodded or tagged shows here."""
+    fs = os.statvfs(path)
+    folders = [path] + ([workdir] if os.path.dirname(workdir) == path else [])
+    stats = []
+    for folder in folders:
+        try:
+            st = os.lstat(folder)
+            stats.append((st.st_ino, st.st_mode, st.st_uid, st.st_nlink, st.st_mtime_ns, st.st_ctime_ns,
+                          tuple(os.listxattr(folder, follow_symlinks=False))))
+        except OSError:
+            stats.append(None)
+    return fs.f_files - fs.f_ffree, fs.f_blocks - fs.f_bfree, *stats
 
 
 def make_workdir(workdir: str, uid: int | None) -> None:
@@ -838,13 +858,19 @@ def report_bytes(report: object) -> bytes:
     return json.dumps(report, ensure_ascii=False, default=repr).encode("utf-8", "replace")
 
 
-def judge_main(link_fd: int, report_fd: int, job: dict, plan: dict, config: dict, seccomp: bytes | None) -> None:
-    """One sample's judge (never returns): a process forked from the server for this sample
-    alone, so nothing a candidate sends can change how a later sample is graded. It drops to the
-    judge uid under its own seccomp filter, runs the tests against the candidate on ``link_fd``,
-    and writes its report to ``report_fd``."""
+def judge_main(ctl_fd: int, config: dict, seccomp: bytes | None) -> None:
+    """The judge's loop (never returns), as the judge uid under its own seccomp filter: for
+    each job, the candidate's socket arrives over the control socket, then the job; the report
+    goes back the same way. Plans are kept until the server says to forget them.
+
+    Nothing a candidate sends survives its sample here: answers are decoded by
+    ``values.decode_value`` into new values of builtin types (nothing imported, called or set as
+    an attribute), every sample's tests run in a namespace of their own (``Judge.bind_names``),
+    and the random module is reseeded for tests that draw; the server replaces the judge when a
+    sample made it grow (``JUDGE_GROWTH_BYTES``) or it failed."""
     try:
-        isolate_fds({link_fd: 3, report_fd: 4})
+        isolate_fds({ctl_fd: 3})
+        control = socket.socket(fileno=3)
         set_limit(resource.RLIMIT_CORE, 0)
         set_limit(resource.RLIMIT_AS, config.get("judge_memory_bytes"))
         become(config.get("judge_uid"))
@@ -853,17 +879,32 @@ def judge_main(link_fd: int, report_fd: int, job: dict, plan: dict, config: dict
             install_seccomp(seccomp)
     except BaseException:  # noqa: BLE001 - a judge that cannot be isolated must not run
         os._exit(72)
-    try:
-        if plan["draws"]:  # tests that draw random inputs draw the same ones for every sample
-            __import__("random").seed(0)
-        report = Judge(Link(3), job, plan).run()
-    except BaseException as exc:  # noqa: BLE001 - the report says what went wrong
-        report = {"status": "error", "error": f"the judge failed: {describe(exc)}",
-                  "trace": shorten(traceback.format_exc(), 2000)}
-    try:
-        send(4, report_bytes(report))
-    finally:
-        os._exit(0)
+    plans: dict[str, dict] = {}
+    random_module = __import__("random")
+    while True:
+        try:
+            marker, fds, _flags, _address = socket.recv_fds(control, 1, 1)
+            if not marker or len(fds) != 1:
+                os._exit(0)
+            job = pickle.loads(recv(3))
+        except (Closed, OSError):
+            os._exit(0)
+        try:
+            for key in job.get("forget", ()):
+                plans.pop(key, None)
+            if job.get("plan") is not None:
+                plans[job["plan_key"]] = prepare_plan(job["plan"])
+                gc.freeze()  # collections then scan a sample's objects, not every plan held
+            plan = plans[job["plan_key"]]
+            if plan["draws"]:  # tests that draw random inputs draw the same ones for every sample
+                random_module.seed(0)
+            report = Judge(Link(fds[0]), job, plan).run()
+        except BaseException as exc:  # noqa: BLE001 - the report says what went wrong
+            report = {"status": "error", "error": f"the judge failed: {describe(exc)}",
+                      "trace": shorten(traceback.format_exc(), 2000)}
+        finally:
+            os.close(fds[0])
+        send(3, report_bytes(report))
 
 
 # --------------------------------------------------------------------------------------------
@@ -951,36 +992,65 @@ class Server:
     def __init__(self, config: dict, source: list[bytes]):
         self.config = config
         self.plans: collections.OrderedDict[str, tuple[dict, int]] = collections.OrderedDict()
-        """Prepared plans (``prepare_plan``) by key, with their message sizes: a sample's judge
-        is forked from here and finds its plan already compiled."""
+        """Plans by key, with their message sizes (the judge holds them compiled)."""
         self.plan_bytes = 0
         self.zygotes = {False: Zygote(config, source, heavy=False), True: Zygote(config, source, heavy=True)}
         heavy = [re.escape(name) for name in config.get("heavy", ())]
         self.needs_heavy = re.compile(rf"\b({'|'.join(heavy)})\b") if heavy else None
         self.judge_seccomp = seccomp_program(os.uname().machine, judge=True) if config.get("seccomp") else None
+        self.judge_pid: int | None = None
+        self.judge_sock: socket.socket | None = None
+        self.judge_plans: set[str] = set()
+        self.forget: list[str] = []
+        self.judge_size = 0
+        """The judge's resident bytes after the last sample that brought it a plan."""
+        self.pristine: dict[str, tuple] = {}
+        """``scratch_state`` of each scratch mount when it was new."""
         self.samples = 0
         self.candidate_pid: int | None = None
         """The last sample's candidate process (the zygote reaps it before its next fork)."""
 
+    def start_judge(self) -> None:
+        self.stop_judge()
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            judge_main(theirs.fileno(), self.config, self.judge_seccomp)
+        theirs.close()
+        self.judge_pid, self.judge_sock = pid, ours
+        self.judge_plans.clear()
+        self.forget.clear()
+        self.judge_size = 0
+
+    def stop_judge(self) -> None:
+        self.judge_pid, self.judge_sock = _stop(self.judge_pid, self.judge_sock)
+
     # -- jobs
     def plan_for(self, job: dict, size: int) -> dict | None:
-        """The job's prepared plan from the cache. The cache holds up to ``plan_cache`` plans and
+        """The job's plan from the cache (kept in step with the judge's: what the server drops,
+        the judge is told to forget). The cache holds up to ``plan_cache`` plans and
         ``plan_cache_bytes`` of them (``size``: the job message's, when it carries its plan)."""
         key = job["plan_key"]
         if job.get("plan") is not None:
-            self.plans.pop(key, None)
-            self.plans[key] = (prepare_plan(job["plan"]), size)
+            self._drop(key)
+            self.plans[key] = (job["plan"], size)
             self.plan_bytes += size
-            self.plans.move_to_end(key)
         entry = self.plans.get(key)
         if entry is None:
             return None
         self.plans.move_to_end(key)
         while len(self.plans) > 1 and (len(self.plans) > int(self.config.get("plan_cache", 1024))
                                        or self.plan_bytes > int(self.config.get("plan_cache_bytes", 256 << 20))):
-            _key, (_plan, dropped) = self.plans.popitem(last=False)
-            self.plan_bytes -= dropped
+            self._drop(next(iter(self.plans)))
         return entry[0]
+
+    def _drop(self, key: str) -> None:
+        entry = self.plans.pop(key, None)
+        if entry is not None:
+            self.plan_bytes -= entry[1]
+        if key in self.judge_plans:
+            self.judge_plans.discard(key)
+            self.forget.append(key)
 
     def handle(self, job: dict, size: int) -> bytes | dict:
         plan = self.plan_for(job, size)
@@ -1022,42 +1092,63 @@ class Server:
         return report
 
     def judge(self, job: dict, plan: dict, link: socket.socket) -> bytes | dict:
-        """Fork this sample's judge (see ``judge_main``) and wait for its report."""
+        if self.judge_sock is None:
+            self.start_judge()
+        assert self.judge_sock is not None
+        key = job["plan_key"]
         message = {k: v for k, v in job.items() if k not in ("program", "plan", "code", "loaded")}
-        report_r, report_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            judge_main(link.fileno(), report_w, message, plan, self.config, self.judge_seccomp)
-        os.close(report_w)
+        message["plan"] = None if key in self.judge_plans else plan
+        message["forget"], self.forget = self.forget, []
         budget = float(job["timeout_s"]) * float(job.get("time_scale", 1.0))
         try:
-            return recv(report_r, time.monotonic() + budget + GRACE_S)  # the judge's JSON, passed on as is
+            socket.send_fds(self.judge_sock, [b"J"], [link.fileno()])
+            send(self.judge_sock.fileno(), pickle.dumps(message, protocol=5))
+            self.judge_plans.add(key)
+            report = recv(self.judge_sock.fileno(), time.monotonic() + budget + GRACE_S)  # passed on as is
         except Timeout:
+            self.stop_judge()
             return {"status": "timeout", "error": None, "tests": {}, "first_failure": {
                 "group": None, "test": None, "outcome": "timeout",
                 "message": f"the sample ran past its {budget:g}s budget"}}
         except (Closed, OSError, TooLarge):
+            self.stop_judge()
             return {"status": "error", "error": "the judge process died"}
-        finally:
-            os.close(report_r)
-            _stop(pid, None)
+        self.check_judge(grew_by_plan=message["plan"] is not None, failed=report.startswith(b'{"status": "error"'))
+        return report
+
+    def check_judge(self, grew_by_plan: bool, failed: bool) -> None:
+        """Replace the judge after a sample that made it fail, or grow by more than
+        ``JUDGE_GROWTH_BYTES`` without bringing a plan: no sample's leftovers (memory it made the
+        judge hold) reach the next one."""
+        size = resident_bytes(self.judge_pid)
+        if failed or size is None:
+            self.stop_judge()
+        elif grew_by_plan or not self.judge_size:
+            self.judge_size = size
+        elif size > self.judge_size + JUDGE_GROWTH_BYTES:
+            self.stop_judge()
 
     def cleanup(self) -> None:
         """Kill every process of the sample, wait until they have exited, and give the next
         sample a fresh scratch space. CleanupFailed when that cannot be done.
 
-        Where the sandbox runs its candidates as a uid of their own, one ``kill(-1)`` made as that
-        uid reaches every process of the sample at once (a fork cannot escape it), so no round
-        of killing can be outrun. Elsewhere each process found below the server is killed, round
-        after round. Either way the server then waits, up to ``KILL_WAIT_S``, until nothing but
-        the server, the zygotes and zombies is left."""
+        The candidate is killed first and waited for: when no other process is left then (the
+        usual case), none can appear, as only a process makes one. Otherwise, where the sandbox
+        runs its candidates as a uid of their own, one ``kill(-1)`` made as that uid reaches
+        every process of the sample at once (a fork cannot escape it), so no round of killing
+        can be outrun; elsewhere each process found below the server is killed, round after
+        round. Either way the server then waits, up to ``KILL_WAIT_S``, until nothing but the
+        server, the judge, the zygotes and zombies is left."""
         candidate, self.candidate_pid = self.candidate_pid, None
         uid = self.config.get("candidate_uid")
+        keep = {os.getpid(), candidate, self.judge_pid, *(z.pid for z in self.zygotes.values())}
+        if candidate is not None and _kill_and_wait(candidate):
+            self._reap()
+            if _pids() <= keep:  # the usual case: the candidate, now dead, made no process
+                self.reset_scratch()
+                return
         if uid is not None:
             kill_uid(uid)
-        if candidate is not None:
-            _kill_and_wait(candidate)
-        keep = {os.getpid(), candidate, *(z.pid for z in self.zygotes.values())}
         self._reap()
         if not _pids() <= keep:
             self._wait_for_strays(uid)
@@ -1067,7 +1158,7 @@ class Server:
         deadline = time.monotonic() + KILL_WAIT_S
         pause = 0.0002
         while True:
-            keep = {os.getpid(), *(z.pid for z in self.zygotes.values())}
+            keep = {os.getpid(), self.judge_pid, *(z.pid for z in self.zygotes.values())}
             table = proc_table()
             strays = [p for p in descendants(os.getpid(), table) if p not in keep and table[p][1] != "Z"]
             self._reap()
@@ -1091,14 +1182,19 @@ class Server:
         (nothing a sample leaves, however deep, sticky or many, costs the next one anything), else
         a wipe that raises CleanupFailed if anything is left; then System V IPC objects."""
         mounts = self.config.get("scratch_mounts")
+        workdir = self.config["workdir"]
         try:
             if mounts:
+                if self.pristine and all(scratch_state(path, workdir) == self.pristine.get(path) for path, *_ in mounts):
+                    return  # nothing was written, renamed, chmodded or tagged: the same as new
                 for path, size, inodes, mode in mounts:
                     mount_tmpfs(path, size, inodes, mode)
             else:
                 for path in self.config.get("wipe", ()):
                     wipe(path)
-            make_workdir(self.config["workdir"], self.config.get("candidate_uid"))
+            make_workdir(workdir, self.config.get("candidate_uid"))
+            if mounts:
+                self.pristine = {path: scratch_state(path, workdir) for path, *_ in mounts}
         except Exception as exc:  # noqa: BLE001 - whatever failed, the next sample must not see it
             raise CleanupFailed(f"the scratch space could not be reset ({describe(exc)})") from None
         leftovers = sysv_leftovers()
@@ -1111,6 +1207,9 @@ class Server:
                 if pid == zygote.pid:
                     zygote.pid = None
                     zygote.stop()
+            if pid == self.judge_pid:
+                self.judge_pid = None
+                self.stop_judge()
 
     def _remove_sysv(self, leftovers: dict[str, list[int]]) -> None:
         uid = self.config.get("candidate_uid")
@@ -1161,7 +1260,7 @@ class Server:
             if op == "exit":
                 return
             if op == "ping":
-                send_json(1, {"pong": True, "samples": self.samples,
+                send_json(1, {"pong": True, "samples": self.samples, "judge": self.judge_pid,
                               "zygotes": [z.pid for z in self.zygotes.values() if z.pid is not None]})
                 continue
             try:
@@ -1220,6 +1319,20 @@ def cleanup_failure(message: str) -> dict:
     return {"status": "failed", "tests": {}, "passed": 0, "total": 0, "error": None, "restart": True,
             "first_failure": {"group": None, "test": None, "outcome": "crashed",
                               "message": f"the sample left the sandbox unusable: {message}"}}
+
+
+JUDGE_GROWTH_BYTES = 64 << 20
+"""Growth of the judge's resident memory in one sample (that brought no plan) past which the
+judge is replaced: a sample's answers may make it hold memory it does not give back."""
+
+
+def resident_bytes(pid: int | None) -> int | None:
+    """Resident memory of process ``pid`` (from /proc), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 KILL_WAIT_S = 30.0
@@ -1304,6 +1417,7 @@ def server_main(candidate_sources: list[bytes]) -> None:
     server = Server(config, candidate_sources)
     try:
         server.zygotes[False].start()
+        server.start_judge()
         server.reset_scratch()
     except (ZygoteError, CleanupFailed) as exc:
         send_json(1, {"ready": False, "error": str(exc)})
