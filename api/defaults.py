@@ -119,7 +119,14 @@ more than any benchmark's tests need, few enough that nothing a sample leaves co
 sample anything (the bwrap sandbox mounts a fresh tmpfs per sample with this limit)."""
 
 SANDBOX_TOTAL_MEMORY_MB = 4096
-"""Memory of the whole sandbox, all processes together (MiB): the Docker container's limit."""
+"""Memory of the whole sandbox, all processes together, swap included (MiB): the Docker
+container's limit, and the bubblewrap sandbox's cgroup's where one can be made (as root)."""
+
+SANDBOX_PIDS_MARGIN = 32
+"""Tasks (processes and threads) the bubblewrap sandbox's cgroup allows beyond the sample's
+SANDBOX_PROCESSES (its pids.max is the sum): bwrap itself, the server, its two zygotes, the
+judge and the processes and threads those may start, with room to spare. RLIMIT_NPROC stops
+the sample's own fork bomb first; this caps the sandbox as a whole."""
 
 SANDBOX_TEST_TIMEOUT_S = 20.0
 """Wall time for a test script (HumanEval's ``check(candidate)``, MBPP's asserts), seconds.

@@ -8,6 +8,10 @@ the capabilities it needs (to drop the candidate and the judge to the unprivileg
 user, bubblewrap makes a user namespace and everything runs as that user, with user namespaces
 disabled inside. Either way the network namespace has no interface but a down loopback: nothing
 on the host (Redis, PostgreSQL) can be reached.
+
+Where the host allows it (root, a writable cgroupfs), the whole sandbox runs in a cgroup of its
+own (``workers.sandbox.cgroups``) capping its memory at ``total_memory_mb``, swap included, and
+its tasks; elsewhere only the rlimits of each process apply, and ``describe()`` says why.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from api import defaults
+from workers.sandbox import cgroups
 from workers.sandbox.channel import ProcessChannel
 from workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
 from workers.sandbox.candidate import BOOTSTRAP
@@ -146,6 +152,20 @@ class BwrapBackend:
         self.as_root = os.geteuid() == 0
         self._slot: UidSlot | None = None
         self._cpu: CpuClaim | None = None
+        self._cgroup: cgroups.SandboxCgroup | None = None
+
+    def _new_cgroup(self) -> cgroups.SandboxCgroup:
+        """A fresh cgroup for the sandbox about to start, the previous one's processes killed
+        and its folders removed (ForkServer stops a sandbox before it launches the next)."""
+        self._drop_cgroup()
+        pids = self.options.processes + defaults.SANDBOX_PIDS_MARGIN
+        self._cgroup = cgroups.create(self.options.total_memory_mb << 20, pids)
+        return self._cgroup
+
+    def _drop_cgroup(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
 
     def launch(self) -> ProcessChannel:
         if shutil.which("bwrap") is None:
@@ -154,7 +174,8 @@ class BwrapBackend:
             self._slot = claim_slot(self.options.first_uid, self.options.uid_slots)
         if self.options.pin_cpu and self._cpu is None:
             self._cpu = claim_cpu()
-        return ProcessChannel(bwrap_command(self.options, self.as_root), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        argv = self._new_cgroup().wrap(bwrap_command(self.options, self.as_root))
+        return ProcessChannel(argv, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
 
     def server_config(self) -> dict[str, Any]:
         cpu = self._cpu.cpu if self._cpu is not None else None
@@ -182,9 +203,14 @@ class BwrapBackend:
         if self._slot is not None:
             info.update(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid)
         info["cpu"] = self._cpu.cpu if self._cpu is not None else None
+        cgroup = self._cgroup
+        info["cgroup"] = cgroup.describe() if cgroup is not None else "none: the sandbox is not running"
+        info["cgroup_paths"] = [str(folder) for folder in cgroup.folders] if cgroup is not None else []
+        info["cgroup_memory_peak"] = cgroup.peak_bytes() if cgroup is not None else None
         return info
 
     def close(self) -> None:
+        self._drop_cgroup()
         if self._slot is not None:
             self._slot.release()
             self._slot = None
