@@ -1,6 +1,7 @@
 """The bubblewrap backend: the server runs in new PID, network, IPC, UTS (and cgroup)
-namespaces, on a read-only root holding only /usr, the interpreter and the allowed packages,
-with private tmpfs scratch space and none of the host's environment.
+namespaces, on a read-only root holding only /usr (its Python packages hidden), the
+interpreter with its standard library (``workers.sandbox.interpreter``) and the allowed
+packages, with private tmpfs scratch space and none of the host's environment.
 
 Started by root, bubblewrap makes no user namespace: the server runs as root inside, with only
 the capabilities it needs (to drop the candidate and the judge to the unprivileged uids of a
@@ -19,13 +20,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 from api import defaults
 from workers.sandbox import cgroups
 from workers.sandbox.channel import ProcessChannel
+from workers.sandbox.interpreter import Interpreter, host_interpreter, mask, stdlib_masks, stdlib_mounts, system_site_dirs
 from workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
 from workers.sandbox.candidate import BOOTSTRAP
 from workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
@@ -39,14 +40,6 @@ candidate and the judge drop every capability with their uid. Everything else is
 
 SHM_MB = 16
 """Size of the sandbox's /dev/shm (MiB): POSIX semaphores for multiprocessing, little else."""
-
-
-def interpreter() -> tuple[str, list[str]]:
-    """The real interpreter binary, and the folders it needs outside /usr."""
-    binary = os.path.realpath(sys.executable)
-    prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}
-    binds = sorted(p for p in prefixes if not p.startswith("/usr/") and p != "/usr")
-    return binary, binds
 
 
 def package_binds(names: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -99,8 +92,9 @@ def parent_dirs(targets) -> list[str]:  # noqa: ANN001 - any iterable of paths
     return args
 
 
-def bwrap_command(options: SandboxOptions, as_root: bool) -> list[str]:
-    binary, prefix_binds = interpreter()
+def bwrap_command(options: SandboxOptions, as_root: bool, interp: Interpreter | None = None) -> list[str]:
+    """The bwrap command line of a sandbox running ``interp`` (this process's interpreter)."""
+    interp = interp or host_interpreter()
     args = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--as-pid-1", "--new-session", "--hostname", "sandbox", "--clearenv"]
     if not as_root:
@@ -108,10 +102,12 @@ def bwrap_command(options: SandboxOptions, as_root: bool) -> list[str]:
     for key, value in SANDBOX_ENV.items():
         args += ["--setenv", key, value]
     args += system_binds()
-    binds = [(path, path) for path in prefix_binds] + package_binds(options.packages)
+    binds = stdlib_mounts(interp) + package_binds(options.packages)
     args += parent_dirs(target for _source, target in binds)
     for source, target in binds:
         args += ["--ro-bind", source, target]
+    for path in dict.fromkeys([*system_site_dirs(), *stdlib_masks(interp)]):
+        args += mask(path)
     args += [
         "--proc", "/proc", "--dev", "/dev",
         "--perms", "1777", "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm",
@@ -122,7 +118,7 @@ def bwrap_command(options: SandboxOptions, as_root: bool) -> list[str]:
         args += ["--cap-drop", "ALL"]
         for capability in ROOT_CAPABILITIES:
             args += ["--cap-add", capability]
-    return [*args, "--", binary, "-S", "-c", BOOTSTRAP, "server"]
+    return [*args, "--", interp.sandbox_binary, "-S", "-c", BOOTSTRAP, "server"]
 
 
 def _read(path: str) -> str | None:
