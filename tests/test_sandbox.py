@@ -16,6 +16,7 @@ import pytest
 from api.types import CodeJob
 from workers.sandbox import SandboxOptions, open_sandbox
 from workers.sandbox.bwrap import namespace_problem
+from workers.sandbox.interpreter import host_interpreter, library_env
 from workers.sandbox.options import SANDBOX_ENV
 from workers.sandbox.server import plain_loads
 from workers.sandbox.values import encode_value
@@ -118,7 +119,8 @@ def test_candidate_is_unprivileged_and_filtered(sandbox) -> None:
 
 def test_no_host_environment(sandbox) -> None:
     env = observe(sandbox, "import os\ndef f():\n    return dict(os.environ)\n")
-    assert SECRET not in env and set(env) <= {*SANDBOX_ENV, "HOME", "TMPDIR", "PWD"}  # PWD: set by bwrap
+    own = {*SANDBOX_ENV, "HOME", "TMPDIR", "PWD", *library_env(host_interpreter())}  # PWD: set by bwrap
+    assert SECRET not in env and set(env) <= own
     assert env["HOME"] == env["TMPDIR"] == "/tmp/work"
 
 
@@ -154,7 +156,7 @@ def test_read_only_view_of_only_what_python_needs(sandbox) -> None:
     assert set(seen["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root", "sbin",
                                  "tmp", "usr"}
     assert seen["work"] is False and seen["cwd"] == "/tmp/work"
-    assert seen["home"] in (None, [], [".pyenv"])  # at most the folder that holds the interpreter
+    assert seen["home"] in (None, [])  # the interpreter is mounted at /opt/boundary/python, not at its host path
     assert all(seen[p] != "written" for p in ("/usr/x", "/x", "/tmp/x", "/root/x", "/proc/x")), seen
 
 

@@ -88,7 +88,8 @@ def test_an_interpreter_outside_usr_is_mounted_at_a_fixed_place_without_its_pack
     assert (str(prefix / "bin/python3.11"), f"{PYTHON_DIR}/bin/python3.11") in binds
     assert (str(prefix / "lib/python3.11"), f"{PYTHON_DIR}/lib/python3.11") in binds
     library = str(prefix / "lib/libpython3.11.so.1.0")
-    assert (library, library) in binds and (library, f"{PYTHON_DIR}/lib/libpython3.11.so.1.0") in binds  # RUNPATH
+    assert (library, f"{PYTHON_DIR}/lib/libpython3.11.so.1.0") in binds and not any(t == library for _s, t in binds)
+    assert _has_run(argv, ["--setenv", "LD_LIBRARY_PATH", f"{PYTHON_DIR}/lib"])  # found there, not at the RUNPATH
     assert not any(source in (str(prefix), str(prefix / "lib")) or "site-packages" in source for source, _ in binds)
     for hidden in ("site-packages", "ensurepip/_bundled"):
         assert _has_run(argv, mask(f"{PYTHON_DIR}/lib/python3.11/{hidden}")), hidden

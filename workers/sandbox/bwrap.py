@@ -26,7 +26,9 @@ from typing import Any
 from api import defaults
 from workers.sandbox import cgroups
 from workers.sandbox.channel import ProcessChannel
-from workers.sandbox.interpreter import Interpreter, host_interpreter, mask, stdlib_masks, stdlib_mounts, system_site_dirs
+from workers.sandbox.interpreter import (
+    Interpreter, host_interpreter, library_env, mask, stdlib_masks, stdlib_mounts, system_site_dirs,
+)
 from workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
 from workers.sandbox.candidate import BOOTSTRAP
 from workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
@@ -99,7 +101,7 @@ def bwrap_command(options: SandboxOptions, as_root: bool, interp: Interpreter | 
             "--die-with-parent", "--as-pid-1", "--new-session", "--hostname", "sandbox", "--clearenv"]
     if not as_root:
         args += ["--unshare-user", "--disable-userns"]
-    for key, value in SANDBOX_ENV.items():
+    for key, value in {**SANDBOX_ENV, **library_env(interp)}.items():
         args += ["--setenv", key, value]
     args += system_binds()
     binds = stdlib_mounts(interp) + package_binds(options.packages)

@@ -6,8 +6,8 @@ packages a sandbox may import are mounted on their own (``bwrap.package_binds``)
 An interpreter outside /usr (pyenv's, a venv's base, a build in /opt) is mounted at a fixed
 place, ``PYTHON_DIR`` (``bin/python3.X``, ``lib/python3.X``): CPython finds its prefix from the
 binary's location (getpath: the first folder above ``bin`` holding ``lib/python3.X/os.py``), so
-no PYTHONHOME is needed. Its libpython stays where the binary's RUNPATH, an absolute host path,
-expects it (and is mounted next to the binary too, for a ``$ORIGIN`` RUNPATH). A /usr
+no PYTHONHOME is needed. Its libpython is mounted in ``LIBRARY_DIR`` and found there through
+LD_LIBRARY_PATH (the binary's RUNPATH names a host path, which does not exist inside). A /usr
 interpreter is seen where it is, /usr being mounted whole; either way every package folder
 under /usr is covered by an empty read-only tmpfs.
 """
@@ -24,6 +24,9 @@ from pathlib import Path
 
 PYTHON_DIR = "/opt/boundary/python"
 """Where an interpreter from outside /usr is mounted inside the sandbox (read-only)."""
+
+LIBRARY_DIR = f"{PYTHON_DIR}/lib"
+"""Where its shared libraries (libpython3.X.so) are mounted."""
 
 SYSTEM_SITE_GLOBS = (
     "/usr/lib/python3*/site-packages", "/usr/lib/python3*/dist-packages",
@@ -116,15 +119,22 @@ def system_site_dirs(patterns: tuple[str, ...] = SYSTEM_SITE_GLOBS) -> list[str]
 def stdlib_mounts(interp: Interpreter) -> list[tuple[str, str]]:
     """(host path, sandbox path) of what an interpreter from outside /usr needs: the binary,
     the standard library, lib-dynload (when the exec prefix is another folder) and its shared
-    libraries (at their host path, for an absolute RUNPATH, and next to the binary's lib)."""
+    libraries (in ``LIBRARY_DIR``, found through ``library_env``)."""
     if interp.in_usr:
         return []
     mounts = [(interp.binary, interp.sandbox_binary), (interp.stdlib, interp.sandbox_stdlib)]
     if Path(interp.dynload).parent != Path(interp.stdlib) and os.path.isdir(interp.dynload):
         mounts.append((interp.dynload, f"{interp.sandbox_stdlib}/lib-dynload"))
     for library in interp.libraries:
-        mounts += [(library, library), (library, f"{PYTHON_DIR}/lib/{Path(library).name}")]
+        mounts.append((library, f"{LIBRARY_DIR}/{Path(library).name}"))
     return mounts
+
+
+def library_env(interp: Interpreter) -> dict[str, str]:
+    """The environment that makes the loader find the interpreter's shared libraries at
+    ``LIBRARY_DIR`` (LD_LIBRARY_PATH is searched before the binary's RUNPATH, an absolute host
+    path that would otherwise have to exist inside)."""
+    return {"LD_LIBRARY_PATH": LIBRARY_DIR} if interp.libraries and not interp.in_usr else {}
 
 
 def stdlib_masks(interp: Interpreter) -> list[str]:
