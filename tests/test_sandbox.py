@@ -448,3 +448,19 @@ def test_a_sample_that_ran_out_of_time_is_graded_again_with_larger_limits(sandbo
     endless = run(sandbox, "def f():\n    while True:\n        pass\n", timed)
     assert endless["status"] == "timeout" and endless["retried"] >= 2, endless
     assert "retried" not in run(sandbox, GOOD, timed)
+
+
+def test_a_scratch_folder_changed_without_a_file_is_new_again_for_the_next_sample(sandbox) -> None:
+    """The scratch file systems are replaced whenever a sample changed them, also when it left
+    no file: a mode or an extended attribute set on the working directory, or a file made and
+    removed, is gone for the next sample, which finds an empty, private working directory."""
+    starts = sandbox.starts
+    marker = (
+        "import os\ndef f():\n    os.setxattr('.', 'user.boundary', b'left')\n    open('x', 'w').close()\n"
+        "    os.unlink('x')\n    os.chmod('.', 0o1777)\n    return False\n"
+    )
+    assert run(sandbox, marker)["status"] == "failed"
+    seen = observe(sandbox, "import os, stat\ndef f():\n    st = os.stat('.')\n"
+                            "    return os.listxattr('.'), stat.S_IMODE(st.st_mode), os.listdir('.')\n")
+    assert seen == ([], 0o700, []), seen
+    assert_unharmed(sandbox, starts)
