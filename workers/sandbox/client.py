@@ -138,8 +138,7 @@ class ForkServer:
                 self.start()
             except ChannelTimeout:
                 self.stop()
-                wait = job.timeout_s * (1 + server_module.RETRY_MAX_SCALE) + HOST_GRACE_S
-                return {"status": "error", "error": f"the sandbox did not answer within {wait:g}s"}
+                return {"status": "error", "error": f"the sandbox did not answer within {host_wait_s(job):g}s"}
         raise AssertionError("unreachable")
 
     def ping(self) -> dict[str, Any]:
@@ -182,22 +181,21 @@ class ForkServer:
             message["code"] = marshal.dumps(code) if code is not None else None
         if job.plan_key not in self._plans:
             message["plan"] = dict(job.plan)
-        reply = self._send(message, job.timeout_s)
+        reply = self._send(message, host_wait_s(job))
         if "need_plan" in reply:  # the server's plan cache dropped it
             message["plan"] = dict(job.plan)
-            reply = self._send(message, job.timeout_s)
+            reply = self._send(message, host_wait_s(job))
         self._plans.add(job.plan_key)
         self._jobs += 1
         if reply.pop("restart", False):  # the sample left the sandbox unusable: the next one gets a new one
             self.stop()
         return reply
 
-    def _send(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def _send(self, message: dict[str, Any], wait_s: float) -> dict[str, Any]:
         assert self._channel is not None
         try:
             self._channel.write(_frame(pickle.dumps(message, protocol=5)))
-            wait = timeout_s * (1 + server_module.RETRY_MAX_SCALE) + HOST_GRACE_S  # a timed-out sample is tried again
-            return json.loads(self._read(self._channel, time.monotonic() + wait))
+            return json.loads(self._read(self._channel, time.monotonic() + wait_s))
         except ChannelClosed:
             raise SandboxDied from None
 
@@ -205,6 +203,13 @@ class ForkServer:
     def _read(channel: Channel, deadline: float) -> bytes:
         size = int.from_bytes(channel.read_exact(4, deadline), "big")
         return channel.read_exact(size, deadline)
+
+
+def host_wait_s(job: CodeJob) -> float:
+    """Seconds the host waits for a job's answer: its budget, and a second try with limits up
+    to ``RETRY_MAX_SCALE`` times larger for a sample that timed out (reference runs get none)."""
+    tries = 1 if job.record else 1 + server_module.RETRY_MAX_SCALE
+    return job.timeout_s * tries + HOST_GRACE_S
 
 
 def _failure(status: str, message: str) -> dict[str, Any]:

@@ -1242,6 +1242,7 @@ class Server:
         return reply
 
     def attempt(self, job: dict, size: int) -> bytes | dict:
+        """One grading of the sample, then its cleanup (CleanupFailed passes through)."""
         try:
             reply = self.handle(job, size)
         except Exception as exc:  # noqa: BLE001 - one job's failure must not end the server
