@@ -1235,7 +1235,10 @@ class Server:
         scale = retry_scale()
         again = self.attempt({**job, "plan": None, "time_scale": scale}, 0)
         if isinstance(again, bytes):
-            again = json.loads(again)
+            try:
+                again = json.loads(again)
+            except ValueError:  # not the judge's JSON: the second try's report as it is
+                return again
         if isinstance(again, dict) and "need_plan" not in again:
             again["retried"] = round(scale, 2)
             return again
