@@ -45,7 +45,9 @@ import ast
 import base64
 import builtins
 import collections
+import ctypes
 import decimal
+import errno
 import gc
 import json
 import math
@@ -64,7 +66,7 @@ import traceback
 if __name__ != "__main__":  # on the host; in the sandbox the values and candidate modules ran first, in this namespace
     from workers.sandbox.values import Undecodable, decode_value, encode_value
     from workers.sandbox.candidate import (
-        BOOTSTRAP, PR_SET_DUMPABLE, REPLY_TAGS, Closed, Reader, Timeout, TooLarge, become, describe,
+        BOOTSTRAP, PR_SET_DUMPABLE, REPLY_TAGS, Closed, Reader, Timeout, TooLarge, _libc, become, describe,
         install_seccomp, isolate_fds, prctl, read_exact, reap, recv, seccomp_program, send, set_limit, shorten,
         write_all,
     )
@@ -315,15 +317,12 @@ def sysv_leftovers() -> dict[str, list[int]]:
 
 
 def remove_sysv(leftovers: dict[str, list[int]]) -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
     for ident in leftovers.get("shm", []):
-        libc.shmctl(ident, _IPC_RMID, None)
+        _libc.shmctl(ident, _IPC_RMID, None)
     for ident in leftovers.get("msg", []):
-        libc.msgctl(ident, _IPC_RMID, None)
+        _libc.msgctl(ident, _IPC_RMID, None)
     for ident in leftovers.get("sem", []):
-        libc.semctl(ident, 0, _IPC_RMID)
+        _libc.semctl(ident, 0, _IPC_RMID)
 
 
 def wipe(path: str) -> None:
@@ -346,14 +345,11 @@ def mount_tmpfs(path: str, size: int, inodes: int, mode: int) -> None:
     """Replace the file system at ``path`` with a new, empty tmpfs of ``size`` bytes and at most
     ``inodes`` files, its root folder of ``mode``. The old one is detached, and freed by the
     kernel with whatever it held (nothing of the sample runs any more)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
     target = path.encode()
-    if libc.umount2(target, MNT_DETACH) != 0 and ctypes.get_errno() != 22:  # EINVAL: nothing mounted there
+    if _libc.umount2(target, MNT_DETACH) != 0 and ctypes.get_errno() != errno.EINVAL:  # EINVAL: nothing mounted
         raise OSError(ctypes.get_errno(), f"umount {path}: {os.strerror(ctypes.get_errno())}")
     options = f"size={size},nr_inodes={inodes},mode={mode:o}".encode()
-    if libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+    if _libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
         raise OSError(ctypes.get_errno(), f"mount tmpfs on {path}: {os.strerror(ctypes.get_errno())}")
 
 
