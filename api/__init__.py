@@ -1,7 +1,7 @@
 """boundary: measure the reasoning boundary of language models.
 
 The library lives here (configuration, schema, benchmarks, prompts, pass@k, runs and
-reports); ``api.cli`` is the click front end. Nothing in this package imports
+reports); ``boundary.api.cli`` is the click front end. Nothing in this package imports
 ``workers`` except the CLI, the composition root.
 """
 

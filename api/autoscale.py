@@ -16,7 +16,7 @@ waits until fewer workers have been enough for ``scale_down_cooldown_s`` in a ro
       sample.qwen-base: {min: 0, max: 2, target_backlog: 4, args: [--weights, /models/qwen]}
       grade: {min: 1, max: 4, target_backlog: 20, args: [--concurrency, "4"]}
 
-The controller (``workers.autoscale``) reads the depths and acts through a backend; this
+The controller (``boundary.workers.autoscale``) reads the depths and acts through a backend; this
 module needs neither Redis nor Celery.
 """
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from api import defaults
-from api.errors import ConfigError, DataError, UnknownName
-from api.yamlfile import read_yaml
+from boundary.api import defaults
+from boundary.api.errors import ConfigError, DataError, UnknownName
+from boundary.api.yamlfile import read_yaml
 
 CPU_QUEUES = ("grade", "sandbox")
 KNOWN_QUEUES = ("sample.MODEL", *CPU_QUEUES)

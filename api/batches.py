@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from api.db import schema
+from boundary.api.db import schema
 
 
 def sample_queue(model_name: str) -> str:

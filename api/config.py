@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from api import defaults
+from boundary.api import defaults
 
 
 def default_database_url() -> str:

@@ -11,11 +11,11 @@ from rich.progress_bar import ProgressBar
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.autoscale import QueueView
-from api.passk import k_grid
-from api.report import RunReport
-from api.status import RunStatus
-from api.types import ProgressFn
+from boundary.api.autoscale import QueueView
+from boundary.api.passk import k_grid
+from boundary.api.report import RunReport
+from boundary.api.status import RunStatus
+from boundary.api.types import ProgressFn
 
 stderr = Console(stderr=True)
 

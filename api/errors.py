@@ -8,7 +8,7 @@ class BoundaryError(Exception):
 
 
 class ConfigError(BoundaryError):
-    """Invalid parameters or options (k < 1, temperature < 0, unknown template...)."""
+    """Bad input: invalid parameters or options (k < 1, temperature < 0, unknown template...)."""
 
 
 class UnknownName(ConfigError):
@@ -18,6 +18,11 @@ class UnknownName(ConfigError):
         self.kind, self.name, self.known = kind, name, list(known)
         hint = f" (known: {', '.join(self.known)})" if self.known else ""
         super().__init__(f"unknown {kind} '{name}'{hint}")
+
+
+class NotFound(BoundaryError):
+    """Something the input names does not exist in the database: a run id, an experiment, a
+    model that was never registered, a scorer with no scores."""
 
 
 class DataError(BoundaryError):
@@ -31,6 +36,10 @@ class DataError(BoundaryError):
 
 class DatabaseError(BoundaryError):
     """The database cannot be reached, or its schema is not at the expected revision."""
+
+
+class BrokerError(BoundaryError):
+    """The message broker cannot be reached (a bad URL is a ConfigError)."""
 
 
 class EngineError(BoundaryError):

@@ -24,14 +24,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import defaults
-from api.db import schema
-from api.errors import ConfigError, DataError
-from api.prompts import TEMPLATES
-from api.requests import RunRequest, resolve
-from api.runs import RunSpec, register
-from api.types import Problem, canonical_json
-from api.yamlfile import read_yaml
+from boundary.api import defaults
+from boundary.api.db import schema
+from boundary.api.errors import ConfigError, DataError
+from boundary.api.prompts import TEMPLATES
+from boundary.api.requests import RunRequest, resolve
+from boundary.api.runs import RunSpec, register
+from boundary.api.types import Problem, canonical_json
+from boundary.api.yamlfile import read_yaml
 
 TOP_KEYS = {"name", "n", "temperature", "temperatures", "top_p", "max_tokens", "seed", "batch_size", "benchmarks", "models",
             "template", "engine"}

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db import schema
-from api.errors import ConfigError, DataError
+from boundary.api.db import schema
+from boundary.api.errors import ConfigError, DataError
 
 FORMATS = ("csv", "jsonl", "parquet")
 COLUMNS = (

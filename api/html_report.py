@@ -7,9 +7,9 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from api import __version__, plots
-from api.analysis.bundle import Analysis
-from api.db.schema import utcnow
+from boundary.api import __version__, plots
+from boundary.api.analysis.bundle import Analysis
+from boundary.api.db.schema import utcnow
 
 STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2rem auto; max-width: 1100px;

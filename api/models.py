@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from api.errors import ConfigError, UnknownName
-from api.types import ROLES
+from boundary.api.errors import ConfigError, UnknownName
+from boundary.api.types import ROLES
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from api.errors import ConfigError
+from boundary.api.errors import ConfigError
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

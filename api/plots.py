@@ -14,10 +14,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from api.analysis.histogram import BINS, Histogram  # noqa: E402
-from api.analysis.passk import PassAtK  # noqa: E402
-from api.analysis.runs import RunInfo  # noqa: E402
-from api.analysis.temperature import Sweep  # noqa: E402
+from boundary.api.analysis.histogram import BINS, Histogram  # noqa: E402
+from boundary.api.analysis.passk import PassAtK  # noqa: E402
+from boundary.api.analysis.runs import RunInfo  # noqa: E402
+from boundary.api.analysis.temperature import Sweep  # noqa: E402
 
 ROLE_STYLE = {
     "base": {"color": "#1f77b4", "linestyle": "--", "marker": "o"},

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from api.errors import ConfigError, UnknownName
-from api.types import Kind, Problem
+from boundary.api.errors import ConfigError, UnknownName
+from boundary.api.types import Kind, Problem
 
 ChatRenderer = Callable[[Sequence[Mapping[str, str]]], str]
 

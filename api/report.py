@@ -1,7 +1,7 @@
 """pass@k and coverage per run, from the stored samples and verdicts.
 
-pass@k is computed in SQL (api.analysis.passk, the unbiased estimator); the Python estimator
-(api.passk) is its reference in the tests. A run whose selected problems do not all have n
+pass@k is computed in SQL (boundary.api.analysis.passk, the unbiased estimator); the Python estimator
+(boundary.api.passk) is its reference in the tests. A run whose selected problems do not all have n
 graded samples is marked partial, and its pass@k stops at the smallest n any problem has.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Integer, case, func, select
 from sqlalchemy.orm import Session
 
-from api.db import schema
-from api.errors import ConfigError
-from api.analysis.passk import passk_table
+from boundary.api.db import schema
+from boundary.api.errors import ConfigError
+from boundary.api.analysis.passk import passk_table
 
 
 @dataclass(frozen=True)

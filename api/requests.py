@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api import defaults
-from api.benchmarks import load_benchmark, select
-from api.errors import ConfigError, UnknownName
-from api.models import resolve_model
-from api.prompts import default_template, get_template
-from api.runs import RunSpec
-from api.types import ENGINES, Problem, SamplingConfig
+from boundary.api import defaults
+from boundary.api.benchmarks import load_benchmark, select
+from boundary.api.errors import ConfigError, UnknownName
+from boundary.api.models import resolve_model
+from boundary.api.prompts import default_template, get_template
+from boundary.api.runs import RunSpec
+from boundary.api.types import ENGINES, Problem, SamplingConfig
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.benchmarks import LoadedBenchmark
-from api.db import schema
-from api.db.upsert import insert_ignore
-from api.errors import ConfigError
-from api.models import ModelSpec
-from api.types import Problem, SamplingConfig
+from boundary.api.benchmarks import LoadedBenchmark
+from boundary.api.db import schema
+from boundary.api.db.upsert import insert_ignore
+from boundary.api.errors import ConfigError, NotFound
+from boundary.api.models import ModelSpec
+from boundary.api.types import Problem, SamplingConfig
 
 SEED_SPACE = 2**30
 """Problem seeds lie in [0, 2^30), leaving room for ``seed + sample index`` in 31 bits."""
@@ -367,7 +367,7 @@ def render_missing_prompts(
 ) -> int:
     """Render and store the prompts of ``problem_ids`` that a worker has to render (chat
     templates); returns how many. Idempotent: a prompt once stored is never changed."""
-    from api.prompts import TEMPLATES
+    from boundary.api.prompts import TEMPLATES
 
     run = session.get(schema.Run, run_id)
     if run is None:
@@ -398,3 +398,46 @@ def render_missing_prompts(
 
 def sampling_config(run: schema.Run) -> SamplingConfig:
     return SamplingConfig(temperature=run.temperature, top_p=run.top_p, max_tokens=run.max_tokens, seed=run.seed)
+
+
+def find_runs(
+    session: Session,
+    run_ids: Sequence[int] = (),
+    *,
+    model: str | None = None,
+    benchmark: str | None = None,
+    experiment: str | None = None,
+) -> list[int]:
+    """The one run lookup: the ids of the runs that match every filter given (none: all runs),
+    oldest first. An id or an experiment that does not exist is ``NotFound``."""
+    query = (
+        select(schema.Run.id)
+        .join(schema.Model, schema.Model.id == schema.Run.model_id)
+        .join(schema.Benchmark, schema.Benchmark.id == schema.Run.benchmark_id)
+        .order_by(schema.Run.id)
+    )
+    if run_ids:
+        query = query.where(schema.Run.id.in_(list(run_ids)))
+    if model:
+        query = query.where(schema.Model.name == model)
+    if benchmark:
+        query = query.where(schema.Benchmark.name == benchmark)
+    if experiment is not None:
+        row = session.scalars(select(schema.Experiment).where(schema.Experiment.name == experiment)).one_or_none()
+        if row is None:
+            raise NotFound(f"no experiment named '{experiment}'")
+        query = query.join(schema.ExperimentRun, schema.ExperimentRun.run_id == schema.Run.id).where(
+            schema.ExperimentRun.experiment_id == row.id
+        )
+    found = list(session.scalars(query).all())
+    missing = sorted(set(run_ids) - set(found))
+    if missing:
+        raise NotFound(f"no run with id {', '.join(map(str, missing))}")
+    return found
+
+
+def target_runs(session: Session, target: str) -> list[int]:
+    """What an operator names on the command line: a run id, or the name of an experiment."""
+    if target.isdigit():
+        return find_runs(session, [int(target)])
+    return find_runs(session, experiment=target)

@@ -10,9 +10,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import defaults
-from api.batches import failed_problems
-from api.db import schema
+from boundary.api import defaults
+from boundary.api.batches import failed_problems
+from boundary.api.db import schema
 
 
 @dataclass(frozen=True)

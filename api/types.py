@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from api.errors import ConfigError
+from boundary.api.errors import ConfigError
 
 Role = Literal["base", "rlvr", "distilled", "instruct", "other"]
 ROLES: tuple[str, ...] = ("base", "rlvr", "distilled", "instruct", "other")
@@ -23,7 +23,7 @@ ROLES: tuple[str, ...] = ("base", "rlvr", "distilled", "instruct", "other")
 Kind = Literal["math", "code"]
 
 ENGINES: tuple[str, ...] = ("vllm", "openai", "hf", "echo")
-"""Sampling engines by name (workers.engines.FACTORIES implements each). ``echo`` returns
+"""Sampling engines by name (boundary.workers.engines.FACTORIES implements each). ``echo`` returns
 deterministic text instantly, for testing and measuring the queue and the database."""
 
 
@@ -205,7 +205,7 @@ class CodeJob:
 
 @runtime_checkable
 class Sandbox(Protocol):
-    """An isolated, long-lived fork server that runs code jobs (workers.sandbox).
+    """An isolated, long-lived fork server that runs code jobs (boundary.workers.sandbox).
 
     ``run`` returns the sandbox's report: ``status`` (passed, failed, timeout, crashed,
     syntax-error, load-error, error), per-test ``tests`` outcomes, ``first_failure``; or

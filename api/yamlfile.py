@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from api.errors import DataError
+from boundary.api.errors import DataError
 
 
 class _LineLoader(yaml.SafeLoader):

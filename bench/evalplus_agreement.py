@@ -102,8 +102,8 @@ def evalplus_verdicts(path: Path, data: Path, python: str) -> list[bool]:
 
 
 def boundary_verdicts(rows: list[dict], records: dict[str, dict]) -> list[tuple[bool, dict]]:
-    from api.types import GradeItem
-    from workers.graders.code import CodeGrader
+    from boundary.api.types import GradeItem
+    from boundary.workers.graders.code import CodeGrader
 
     items = [GradeItem(i, "", row["solution"], records[row["task_id"]]) for i, row in enumerate(rows)]
     with CodeGrader() as grader:

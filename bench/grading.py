@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from math_verify import parse, verify  # noqa: E402
 
-from api.types import GradeItem  # noqa: E402
-from workers.graders.math import MathGrader  # noqa: E402
+from boundary.api.types import GradeItem  # noqa: E402
+from boundary.workers.graders.math import MathGrader  # noqa: E402
 
 BENCHMARKS = ("math500.jsonl", "gsm8k_test.jsonl")
 

@@ -18,8 +18,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from api.analysis.passk import passk_table
-from api.db import Database
+from boundary.api.analysis.passk import passk_table
+from boundary.api.db import Database
 
 
 def build(db: Database, models: int, problems: int, k: int) -> list[int]:

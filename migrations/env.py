@@ -1,4 +1,4 @@
-"""Alembic environment. Run through api.db.migrate, which passes an open connection;
+"""Alembic environment. Run through boundary.api.db.migrate, which passes an open connection;
 `alembic -x url=...` with a URL also works, using a NullPool engine."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from api.db.schema import Base
+from boundary.api.db.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

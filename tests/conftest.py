@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from api.config import default_cache_dir
-from api.db import Database
+from boundary.api.config import default_cache_dir
+from boundary.api.db import Database
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("BOUNDARY_DATA_DIR") or REPO.parent / "shared" / "data")
@@ -113,9 +113,9 @@ def database(db_url: str) -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def vllm_engine(cache_dir: Path):
     """The one vLLM engine of the test session. ``boundary run`` inside the tests finds the
-    same engine through workers.engines' process cache, so the model loads once."""
-    from api.models import ALIASES
-    from workers.engines import close_cached, open_engine
+    same engine through boundary.workers.engines' process cache, so the model loads once."""
+    from boundary.api.models import ALIASES
+    from boundary.workers.engines import close_cached, open_engine
 
     engine = open_engine("vllm", ALIASES["smollm2-135m"], {}, cache_dir)
     yield engine

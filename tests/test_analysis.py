@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from api.analysis.audit import guess_baseline, normalize, review_set
-from api.analysis.bundle import analyse
-from api.analysis.gap import sampling_efficiency_gap
-from api.analysis.histogram import accuracy_bin, histograms
-from api.analysis.passk import passk_table, per_problem, with_confidence
-from api.analysis.perplexity import perplexities
-from api.analysis.runs import run_infos
-from api.analysis.solvable import solvable_sets
-from api.analysis.temperature import sweeps
-from api.cli import cli
-from api.db import Database, schema
-from api.errors import ConfigError
+from boundary.api.analysis.audit import guess_baseline, normalize, review_set
+from boundary.api.analysis.bundle import analyse
+from boundary.api.analysis.gap import sampling_efficiency_gap
+from boundary.api.analysis.histogram import accuracy_bin, histograms
+from boundary.api.analysis.passk import passk_table, per_problem, with_confidence
+from boundary.api.analysis.perplexity import perplexities
+from boundary.api.analysis.runs import run_infos
+from boundary.api.analysis.solvable import solvable_sets
+from boundary.api.analysis.temperature import sweeps
+from boundary.api.cli import cli
+from boundary.api.db import Database, schema
+from boundary.api.errors import ConfigError
 from tests.test_passk import numpy_reference
 
 ANSWERS = ["1", "1", "7", "3", "5"]  # problem p2's answer is the answer wrong samples give everywhere

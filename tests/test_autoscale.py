@@ -18,17 +18,17 @@ import redis
 from click.testing import CliRunner
 from rich.console import Console
 
-from api.autoscale import Policy, QueuePolicy
-from api.cli import cli
-from api.console import queues_table
-from api.db import Database
-from api.status import statuses
+from boundary.api.autoscale import Policy, QueuePolicy
+from boundary.api.cli import cli
+from boundary.api.console import queues_table
+from boundary.api.db import Database
+from boundary.api.status import statuses
 from tests.test_fleet import BOUNDARY, Fleet, assert_exactly, fleet, wait_until, write_experiment  # noqa: F401
-from workers.autoscale.controller import Controller, DryRun
-from workers.autoscale.depth import discover_queues, read_depths
-from workers.autoscale.local import LocalBackend
-from workers.autoscale.state import queue_views, read_state
-from workers.celery_app import SAMPLE_TASK, make_app
+from boundary.workers.autoscale.controller import Controller, DryRun
+from boundary.workers.autoscale.depth import discover_queues, read_depths
+from boundary.workers.autoscale.local import LocalBackend
+from boundary.workers.autoscale.state import queue_views, read_state
+from boundary.workers.celery_app import SAMPLE_TASK, make_app
 
 ECHO = ["--engine", "echo", "--visibility-timeout", "30"]
 

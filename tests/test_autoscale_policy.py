@@ -10,14 +10,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from api import defaults
-from api.autoscale import Memory, Policy, QueuePolicy, build_policy, decide, load_policy, parse_policy, parse_pool_autoscale
-from api.cli import cli
-from api.cli.autoscale import check_worker_args
-from api.errors import ConfigError, DataError
+from boundary.api import defaults
+from boundary.api.autoscale import Memory, Policy, QueuePolicy, build_policy, decide, load_policy, parse_policy, parse_pool_autoscale
+from boundary.api.cli import cli
+from boundary.api.cli.autoscale import check_worker_args
+from boundary.api.errors import ConfigError, DataError
 from tests.conftest import REPO
-from workers.autoscale.compose import ComposeBackend
-from workers.autoscale.keda import manifests, scaled_object
+from boundary.workers.autoscale.compose import ComposeBackend
+from boundary.workers.autoscale.keda import manifests, scaled_object
 
 GPU = QueuePolicy("sample.smol", min=0, max=3, target_backlog=4)
 CPU = QueuePolicy("grade", min=1, max=4, target_backlog=20)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from api.benchmarks import arith, load_benchmark, select
-from api.errors import ConfigError, DataError, UnknownName
+from boundary.api.benchmarks import arith, load_benchmark, select
+from boundary.api.errors import ConfigError, DataError, UnknownName
 
 EXPECTED_SIZES = {
     "gsm8k": 1319, "math500": 500, "aime24": 30, "amc23": 40, "minerva_math": 272, "olympiadbench": 675,
@@ -136,8 +136,8 @@ def test_hugging_face_unreachable_dataset_is_one_line(tmp_path: Path) -> None:
     """Offline, an unknown dataset id is a one-line DataError (run in a fresh interpreter:
     `datasets` reads HF_HUB_OFFLINE when imported)."""
     script = (
-        "from api.benchmarks import load_benchmark\n"
-        "from api.errors import DataError\n"
+        "from boundary.api.benchmarks import load_benchmark\n"
+        "from boundary.api.errors import DataError\n"
         "try:\n"
         "    load_benchmark('hf:nobody/no-such-dataset-xyz', None)\n"
         "except DataError as exc:\n"

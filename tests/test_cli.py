@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select, text
 
-from api.cli import cli
-from api.db import schema
+from boundary.api.cli import cli
+from boundary.api.db import schema
 from tests.conftest import REPO
 
 SMALL = ["--model", "smollm2-135m", "--max-tokens", "48", "-q"]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from api.cli import cli
+from boundary.api.cli import cli
 
 
 def boundary(*args: str, env: dict[str, str] | None = None):

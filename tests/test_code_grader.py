@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from api.benchmarks import load_benchmark
-from api.types import GradeItem, Grader
-from workers.graders import open_grader
-from workers.graders.code import CodeGrader
-from workers.graders.code_plans import PlanOptions
+from boundary.api.benchmarks import load_benchmark
+from boundary.api.types import GradeItem, Grader
+from boundary.workers.graders import open_grader
+from boundary.workers.graders.code import CodeGrader
+from boundary.workers.graders.code_plans import PlanOptions
 
 SLOW_FIRST = ("Mbpp/599", "HumanEval/15", "HumanEval/130", "HumanEval/139", "Mbpp/392", "Mbpp/255")
 """Problems whose canonical solutions run for seconds (sums to 10^8, huge outputs): graded first,

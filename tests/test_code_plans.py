@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.graders.code_plans import (
+from boundary.workers.graders.code_plans import (
     PlanOptions,
     UnknownTests,
     extract_code,
@@ -19,9 +19,9 @@ from workers.graders.code_plans import (
     plan_for,
     program_for,
 )
-from workers.sandbox.candidate import compile_program, seccomp_program
-from workers.sandbox.values import Undecodable, encode_value
-from workers.sandbox.server import (
+from boundary.workers.sandbox.candidate import compile_program, seccomp_program
+from boundary.workers.sandbox.values import Undecodable, encode_value
+from boundary.workers.sandbox.server import (
     allclose,
     evalplus_match,
     free_names,

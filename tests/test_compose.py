@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from api.cli import cli
+from boundary.api.cli import cli
 from tests.conftest import REPO
 
 

@@ -8,11 +8,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from api.db import Database, schema
-from api.db.migrate import current_revision, downgrade, head_revision
-from api.db.session import make_engine
-from api.db.upsert import insert_ignore
-from api.errors import ConfigError, DatabaseError
+from boundary.api.db import Database, schema
+from boundary.api.db.migrate import current_revision, downgrade, head_revision
+from boundary.api.db.session import make_engine
+from boundary.api.db.upsert import insert_ignore
+from boundary.api.errors import ConfigError, DatabaseError
 
 
 def test_migrations_build_exactly_the_models_schema(database: Database) -> None:
@@ -108,7 +108,7 @@ def test_postgres_must_be_migrated_first(postgres_url: str) -> None:
 
 def test_bulk_upserts_take_the_copy_path_and_keep_json(database: Database) -> None:
     """Large writes (COPY into a staging table on PostgreSQL) ignore duplicates and keep JSON."""
-    from api.db.upsert import COPY_FROM_ROWS
+    from boundary.api.db.upsert import COPY_FROM_ROWS
 
     count = COPY_FROM_ROWS * 2
     with database.session() as session:

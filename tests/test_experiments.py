@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from api.batches import claim, failed_problems, finish, plan_run, record_error
-from api.cli import cli
-from api.db import Database, schema
-from api.errors import ConfigError, DataError
-from api.experiments import from_flags, load_file, parse, register_experiment, resolve_all
+from boundary.api.batches import claim, failed_problems, finish, plan_run, record_error
+from boundary.api.cli import cli
+from boundary.api.db import Database, schema
+from boundary.api.errors import ConfigError, DataError
+from boundary.api.experiments import from_flags, load_file, parse, register_experiment, resolve_all
 
 GOOD = """\
 name: roles

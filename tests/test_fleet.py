@@ -20,7 +20,7 @@ import redis
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from api.cli import cli
+from boundary.api.cli import cli
 
 BOUNDARY = str(Path(sys.executable).with_name("boundary"))
 

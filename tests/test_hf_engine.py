@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from api.errors import ConfigError
-from api.models import ALIASES
-from api.types import Completion, GenerationRequest, SamplingConfig
+from boundary.api.errors import ConfigError
+from boundary.api.models import ALIASES
+from boundary.api.types import Completion, GenerationRequest, SamplingConfig
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,9 @@ SEEDS = [11, 22, 33]
 def hf_engine(cache_dir: Path) -> Iterator:
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from api.errors import EngineError
-    from workers.engines.hf import TransformersEngine
-    from workers.engines.weights import local_weights
+    from boundary.api.errors import EngineError
+    from boundary.workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.weights import local_weights
 
     try:
         local_weights(ALIASES["smollm2-135m"], cache_dir)  # converted once into the cache
@@ -113,8 +113,8 @@ def test_float32_greedy_equals_transformers_generate(cache_dir: Path, hf_engine)
     import torch
     from transformers import AutoModelForCausalLM
 
-    from workers.engines.hf import TransformersEngine, parse_options
-    from workers.engines.weights import local_weights
+    from boundary.workers.engines.hf import TransformersEngine, parse_options
+    from boundary.workers.engines.weights import local_weights
 
     path = local_weights(ALIASES["smollm2-135m"], cache_dir)
     engine = TransformersEngine.load(ALIASES["smollm2-135m"], {"dtype": "float32"}, cache_dir)
@@ -150,7 +150,7 @@ def test_completion_fields(whole) -> None:
 
 
 def test_max_model_len_caps_the_completion(cache_dir: Path, hf_engine) -> None:
-    from workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf import TransformersEngine
 
     (p,) = prompts(hf_engine)[1:2]
     prompt_tokens = len(hf_engine.tokenizer(p)["input_ids"])
@@ -175,7 +175,7 @@ def test_progress_counts_every_sample(hf_engine) -> None:
 )
 def test_bad_options_are_config_errors(cache_dir: Path, options: dict) -> None:
     pytest.importorskip("torch")
-    from workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf import TransformersEngine
 
     with pytest.raises(ConfigError):
         TransformersEngine.load(ALIASES["smollm2-135m"], options, cache_dir)

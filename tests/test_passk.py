@@ -10,8 +10,8 @@ from math import comb
 import numpy as np
 import pytest
 
-from api.errors import ConfigError
-from api.passk import k_grid, mean_pass_at_k, pass_at_k
+from boundary.api.errors import ConfigError
+from boundary.api.passk import k_grid, mean_pass_at_k, pass_at_k
 
 
 def numpy_reference(n: int, c: int, k: int) -> float:

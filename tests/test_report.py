@@ -9,8 +9,8 @@ import io
 import numpy as np
 import pytest
 
-from api.db import Database, schema
-from api.report import reports, run_report, to_csv
+from boundary.api.db import Database, schema
+from boundary.api.report import reports, run_report, to_csv
 from tests.test_passk import numpy_reference
 
 
@@ -92,7 +92,7 @@ def test_ungraded_samples_make_a_run_partial(database: Database) -> None:
 
 
 def test_unknown_run_is_an_error(database: Database) -> None:
-    from api.errors import ConfigError
+    from boundary.api.errors import ConfigError
 
     with database.session() as s, pytest.raises(ConfigError, match="no run with id 42"):
         reports(s, [42])

@@ -8,12 +8,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from api.benchmarks import LoadedBenchmark
-from api.db import Database, schema
-from api.errors import ConfigError
-from api.models import ModelSpec, resolve_model
-from api.runs import RunSpec, missing_ranges, plan, problem_seed, register, sample_work
-from api.types import Problem, SamplingConfig
+from boundary.api.benchmarks import LoadedBenchmark
+from boundary.api.db import Database, schema
+from boundary.api.errors import ConfigError
+from boundary.api.models import ModelSpec, resolve_model
+from boundary.api.runs import RunSpec, missing_ranges, plan, problem_seed, register, sample_work
+from boundary.api.types import Problem, SamplingConfig
 
 
 def bench(answers: dict[str, str], name: str = "toy") -> LoadedBenchmark:
@@ -165,10 +165,10 @@ def test_a_grading_batch_never_published_is_published_on_redelivery(database: Da
     """A sampling worker that dies after recording its batch done, before publishing the
     grading batch, leaves that batch queued with no message: the redelivered sampling message
     publishes it, once, and not after it has been delivered."""
-    from api.batches import plan_run
-    from workers.batches import run_grade_batch, run_sample_batch
-    from workers.engines.echo import EchoEngine
-    from workers.graders.math import MathGrader
+    from boundary.api.batches import plan_run
+    from boundary.workers.batches import run_grade_batch, run_sample_batch
+    from boundary.workers.engines.echo import EchoEngine
+    from boundary.workers.graders.math import MathGrader
 
     b = bench({"a": "1", "b": "2"})
     spec = replace(spec_for(b, n=2), engine="echo")

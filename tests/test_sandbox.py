@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from api.types import CodeJob
-from workers.sandbox import SandboxOptions, open_sandbox
-from workers.sandbox.bwrap import namespace_problem
-from workers.sandbox.interpreter import host_interpreter, library_env
-from workers.sandbox.options import SANDBOX_ENV
-from workers.sandbox.server import plain_loads
-from workers.sandbox.values import encode_value
-from workers.sandbox.claims import claim_cpu
+from boundary.api.types import CodeJob
+from boundary.workers.sandbox import SandboxOptions, open_sandbox
+from boundary.workers.sandbox.bwrap import namespace_problem
+from boundary.workers.sandbox.interpreter import host_interpreter, library_env
+from boundary.workers.sandbox.options import SANDBOX_ENV
+from boundary.workers.sandbox.server import plain_loads
+from boundary.workers.sandbox.values import encode_value
+from boundary.workers.sandbox.claims import claim_cpu
 
 SECRET = "BOUNDARY_TEST_SECRET"
 TEST_TIMEOUT_S = 2.0

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from api import defaults
-from workers.sandbox import SandboxOptions, cgroups, open_sandbox
-from workers.sandbox.bwrap import namespace_problem
+from boundary.api import defaults
+from boundary.workers.sandbox import SandboxOptions, cgroups, open_sandbox
+from boundary.workers.sandbox.bwrap import namespace_problem
 
 from tests.test_sandbox import EXPECT_FIVE, EXPECT_TRUE, GOOD, observe, run
 

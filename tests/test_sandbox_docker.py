@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from api.errors import ConfigError, GradingError
-from api.types import CodeJob
-from workers.sandbox import SandboxOptions, open_sandbox
-from workers.sandbox.candidate import BOOTSTRAP
-from workers.sandbox.docker import container_config
-from workers.sandbox.options import SANDBOX_ENV
+from boundary.api.errors import ConfigError, GradingError
+from boundary.api.types import CodeJob
+from boundary.workers.sandbox import SandboxOptions, open_sandbox
+from boundary.workers.sandbox.candidate import BOOTSTRAP
+from boundary.workers.sandbox.docker import container_config
+from boundary.workers.sandbox.options import SANDBOX_ENV
 
 PLAN = {"mode": "function", "setup": "", "names": ["f"], "load_timeout_s": 5.0, "record_timeout_s": 5.0,
         "groups": [{"name": "check", "kind": "script", "code": "assert f(2) == 4\n", "timeout_s": 3.0}]}

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from api.types import CodeJob, GradeItem
+from boundary.api.types import CodeJob, GradeItem
 from tests.conftest import DATA_DIR
 from tests.test_sandbox import EXPECT_FIVE, GOOD, candidate_processes, observe, plan, run, script
-from workers.graders.code import CodeGrader
-from workers.sandbox import SandboxOptions, open_sandbox
-from workers.sandbox.bwrap import namespace_problem
+from boundary.workers.graders.code import CodeGrader
+from boundary.workers.sandbox import SandboxOptions, open_sandbox
+from boundary.workers.sandbox.bwrap import namespace_problem
 
 REPO = Path(__file__).resolve().parents[1]
 

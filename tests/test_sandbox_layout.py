@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.sandbox import SandboxOptions, open_sandbox
-from workers.sandbox import bwrap as bwrap_module
-from workers.sandbox.bwrap import bwrap_command, namespace_problem
-from workers.sandbox.interpreter import PYTHON_DIR, Interpreter, host_interpreter, mask, system_site_dirs
+from boundary.workers.sandbox import SandboxOptions, open_sandbox
+from boundary.workers.sandbox import bwrap as bwrap_module
+from boundary.workers.sandbox.bwrap import bwrap_command, namespace_problem
+from boundary.workers.sandbox.interpreter import PYTHON_DIR, Interpreter, host_interpreter, mask, system_site_dirs
 
 from tests.test_sandbox import observe
 

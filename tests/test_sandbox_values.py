@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from workers.sandbox import values
-from workers.sandbox.values import VALUE_MAX_DEPTH, Undecodable, Unencodable, decode_value, encode_value
+from boundary.workers.sandbox import values
+from boundary.workers.sandbox.values import VALUE_MAX_DEPTH, Undecodable, Unencodable, decode_value, encode_value
 
 SANDBOX = pathlib.Path(values.__file__).parent
 UTC = datetime.timezone.utc
@@ -369,7 +369,7 @@ def _top_level_names(path: pathlib.Path) -> tuple[set, set]:
                     defined.add(sub.name)
                 elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                     defined.add(sub.id)
-                elif isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith("workers.sandbox."):
+                elif isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith("boundary.workers.sandbox."):
                     continue  # the host's import of the very objects the shared namespace holds
                 elif isinstance(sub, (ast.Import, ast.ImportFrom)):
                     imported |= {(a.asname or a.name).split(".")[0] for a in sub.names}

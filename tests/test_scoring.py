@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from api.cli import cli
+from boundary.api.cli import cli
 from tests.test_fleet import Fleet, fleet, wait_until, write_experiment  # noqa: F401 - the fleet fixture
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from api.errors import DataError
-from workers.graders.math import MathGrader
-from workers.verify_file import VerifySummary, count_lines, verify_math_file
+from boundary.api.errors import DataError
+from boundary.workers.graders.math import MathGrader
+from boundary.workers.verify_file import VerifySummary, count_lines, verify_math_file
 
 @pytest.fixture(scope="module")
 def grader():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from api.types import GenerationRequest, SamplingConfig
+from boundary.api.types import GenerationRequest, SamplingConfig
 
 pytestmark = pytest.mark.slow
 
@@ -95,8 +95,8 @@ def test_progress_counts_every_sample(vllm_engine) -> None:
 def test_float32_where_the_cpu_has_no_native_bfloat16(monkeypatch, probe, fast: bool) -> None:
     import torch
 
-    from workers.engines.cpu import has_fast_bf16
-    from workers.engines.hf import _resolve_dtype
+    from boundary.workers.engines.cpu import has_fast_bf16
+    from boundary.workers.engines.hf import _resolve_dtype
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", probe, raising=False)
     assert has_fast_bf16() is fast

@@ -1,20 +1,20 @@
 """Running one batch, as a worker does it: claim the delivery, do the work through the same
 task functions as the embedded mode, record the outcome. Plain functions, no Celery: the
-Celery tasks in ``workers.tasks`` only call these and translate ``Retry``."""
+Celery tasks in ``boundary.workers.tasks`` only call these and translate ``Retry``."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from api import defaults
-from api.batches import Claim, Queued, claim, finish, grade_batch_for, record_error, unpublished_grade_batches
-from api.db import Database, schema
-from api.db.retry import is_transient, with_retry
-from api.types import Engine, Grader
-from workers.grading import grade_run
-from workers.sampling import sample_problems
-from workers.scoring import score_run
+from boundary.api import defaults
+from boundary.api.batches import Claim, Queued, claim, finish, grade_batch_for, record_error, unpublished_grade_batches
+from boundary.api.db import Database, schema
+from boundary.api.db.retry import is_transient, with_retry
+from boundary.api.types import Engine, Grader
+from boundary.workers.grading import grade_run
+from boundary.workers.sampling import sample_problems
+from boundary.workers.scoring import score_run
 
 log = logging.getLogger("boundary.worker")
 

@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from api import defaults
+from boundary.api import defaults
 
 SAMPLE_TASK = "boundary.sample"
 GRADE_TASK = "boundary.grade"
@@ -27,7 +27,7 @@ def make_app(
     visibility_timeout_s: float = defaults.VISIBILITY_TIMEOUT_S,
     transport_options: dict[str, Any] | None = None,
 ) -> Celery:
-    app = Celery("boundary", broker=broker_url, include=["workers.tasks"])
+    app = Celery("boundary", broker=broker_url, include=["boundary.workers.tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -55,13 +55,13 @@ def make_app(
 @worker_process_init.connect
 def _fresh_process(**_: Any) -> None:
     """A forked pool child must not reuse the parent's database connections."""
-    from workers import runtime
+    from boundary.workers import runtime
 
     runtime.after_fork()
 
 
 @worker_process_shutdown.connect
 def _process_exit(**_: Any) -> None:
-    from workers import runtime
+    from boundary.workers import runtime
 
     runtime.shutdown()

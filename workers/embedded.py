@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from api import defaults
-from api.db import Database
-from api.prompts import get_template
-from api.report import RunReport, run_report
-from api.runs import Plan, RunSpec, plan, register, ungraded_count
-from api.types import Engine, Grader, Problem, ProgressFn
-from workers.grading import grade_run
-from workers.sampling import sample_problems
+from boundary.api import defaults
+from boundary.api.db import Database
+from boundary.api.prompts import get_template
+from boundary.api.report import RunReport, run_report
+from boundary.api.runs import Plan, RunSpec, plan, register, ungraded_count
+from boundary.api.types import Engine, Grader, Problem, ProgressFn
+from boundary.workers.grading import grade_run
+from boundary.workers.sampling import sample_problems
 
 PhaseProgress = Callable[[str, int], ProgressFn]
 """Given a phase name and its total, returns the callback that advances it."""

@@ -12,16 +12,16 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from api.batches import Queued, plan_run
-from api.db import Database, schema
-from api.errors import ConfigError
-from api.experiments import Experiment, experiment_runs, register_experiment, resolve_all
-from api.models import resolve_model
-from api.report import RunReport
-from api.types import Engine, Grader
-from workers.celery_app import make_app
-from workers.embedded import PhaseProgress, run_embedded
-from workers.queue import check_broker, publish
+from boundary.api.batches import Queued, plan_run
+from boundary.api.db import Database, schema
+from boundary.api.errors import ConfigError
+from boundary.api.experiments import Experiment, experiment_runs, register_experiment, resolve_all
+from boundary.api.models import resolve_model
+from boundary.api.report import RunReport
+from boundary.api.types import Engine, Grader
+from boundary.workers.celery_app import make_app
+from boundary.workers.embedded import PhaseProgress, run_embedded
+from boundary.workers.queue import check_broker, publish
 
 log = logging.getLogger("boundary.worker")
 
@@ -134,7 +134,7 @@ def worker_model(db: Database, name: str, weights: str | None, wait_s: float = 0
 def scorer_model(db: Database, name: str) -> tuple[int, object]:
     """The scoring model: a registered model's name (its stored source is loaded), or an
     alias / folder / hub id, registered now as a model of role 'other' if new."""
-    from api.db.upsert import insert_ignore
+    from boundary.api.db.upsert import insert_ignore
 
     with db.session() as session:
         row = session.scalars(select(schema.Model).where(schema.Model.name == name)).one_or_none()
@@ -153,10 +153,10 @@ def scorer_model(db: Database, name: str) -> tuple[int, object]:
 
 def score_here(db: Database, engine: Engine, scorer_id: int, run_ids: Sequence[int], progress: PhaseProgress) -> int:
     """Score the runs' samples under the scorer in this process."""
-    from api.db.schema import Sample
+    from boundary.api.db.schema import Sample
     from sqlalchemy import func
 
-    from workers.scoring import score_run
+    from boundary.workers.scoring import score_run
 
     total = 0
     for run_id in run_ids:
@@ -167,7 +167,7 @@ def score_here(db: Database, engine: Engine, scorer_id: int, run_ids: Sequence[i
 
 
 def queue_scores(db: Database, broker_url: str, run_ids: Sequence[int], scorer_id: int, batch_samples: int) -> list[Queued]:
-    from api.batches import plan_scores
+    from boundary.api.batches import plan_scores
 
     check_broker(broker_url)
     with db.session() as session:

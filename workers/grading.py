@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.db import Database, schema
-from api.db.retry import with_retry
-from api.db.upsert import insert_ignore
-from api.types import GradeItem, Grader, ProgressFn
+from boundary.api.db import Database, schema
+from boundary.api.db.retry import with_retry
+from boundary.api.db.upsert import insert_ignore
+from boundary.api.types import GradeItem, Grader, ProgressFn
 
 PAGE = 2000
 """Samples read and graded per page, bounding memory on runs of millions of samples."""

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from celery import Celery
 
-from api.batches import Queued
-from api.db.session import redact_url
-from api.errors import ConfigError
-from workers.celery_app import GRADE_TASK, SAMPLE_TASK, SCORE_TASK
+from boundary.api.batches import Queued
+from boundary.api.db.session import redact_url
+from boundary.api.errors import ConfigError
+from boundary.workers.celery_app import GRADE_TASK, SAMPLE_TASK, SCORE_TASK
 
 
 def check_broker(url: str, timeout_s: float = 5.0) -> None:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from api.db import Database
-from api.db.session import make_engine
-from api.types import Engine, Grader
+from boundary.api.db import Database
+from boundary.api.db.session import make_engine
+from boundary.api.types import Engine, Grader
 
 
 @dataclass

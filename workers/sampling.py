@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from api.db import Database, schema
-from api.db.upsert import insert_ignore
-from api.db.retry import with_retry
-from api.runs import SampleWork, render_missing_prompts, sample_work, sampling_config
-from api.types import Completion, Engine, GenerationRequest, ProgressFn
+from boundary.api.db import Database, schema
+from boundary.api.db.upsert import insert_ignore
+from boundary.api.db.retry import with_retry
+from boundary.api.runs import SampleWork, render_missing_prompts, sample_work, sampling_config
+from boundary.api.types import Completion, Engine, GenerationRequest, ProgressFn
 
 WRITE_ROWS = 4096
 """Samples written at once, at most: a write per sample would cost more than the sampling of a

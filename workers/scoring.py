@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from api.db import Database, schema
-from api.db.retry import with_retry
-from api.db.upsert import insert_ignore
-from api.errors import ConfigError
-from api.types import ProgressFn, Scorer, ScoreRequest
+from boundary.api.db import Database, schema
+from boundary.api.db.retry import with_retry
+from boundary.api.db.upsert import insert_ignore
+from boundary.api.errors import ConfigError
+from boundary.api.types import ProgressFn, Scorer, ScoreRequest
 
 PAGE = 512
 """Samples scored per engine call."""

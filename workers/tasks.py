@@ -1,4 +1,4 @@
-"""Celery tasks: thin, named, taking a batch id, idempotent. The work is in workers.batches."""
+"""Celery tasks: thin, named, taking a batch id, idempotent. The work is in boundary.workers.batches."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import TypeVar
 from celery import shared_task
 from celery.app.task import Task
 
-from api import defaults
-from api.db.retry import is_transient
-from workers import runtime
-from workers.batches import Retry, run_grade_batch, run_sample_batch, run_score_batch
-from workers.celery_app import GRADE_TASK, SAMPLE_TASK, SCORE_TASK
-from workers.queue import publish
+from boundary.api import defaults
+from boundary.api.db.retry import is_transient
+from boundary.workers import runtime
+from boundary.workers.batches import Retry, run_grade_batch, run_sample_batch, run_score_batch
+from boundary.workers.celery_app import GRADE_TASK, SAMPLE_TASK, SCORE_TASK
+from boundary.workers.queue import publish
 
 T = TypeVar("T")
 

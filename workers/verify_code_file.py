@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from api.benchmarks import LoadedBenchmark
-from api.benchmarks.jsonl import read_jsonl
-from api.errors import DataError
-from api.types import GradeItem, Grader, Problem, ProgressFn, Verdict
-from workers.verify_file import VerifySummary, write_jsonl_atomic
+from boundary.api.benchmarks import LoadedBenchmark
+from boundary.api.benchmarks.jsonl import read_jsonl
+from boundary.api.errors import DataError
+from boundary.api.types import GradeItem, Grader, Problem, ProgressFn, Verdict
+from boundary.workers.verify_file import VerifySummary, write_jsonl_atomic
 
 CODE_FIELDS = ("completion", "solution")
 

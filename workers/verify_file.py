@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.benchmarks.jsonl import answer_text, read_jsonl
-from api.errors import DataError
-from api.types import GradeItem, Grader, ProgressFn, Verdict
+from boundary.api.benchmarks.jsonl import answer_text, read_jsonl
+from boundary.api.errors import DataError
+from boundary.api.types import GradeItem, Grader, ProgressFn, Verdict
 
 REQUIRED_FIELDS = ("answer", "completion")
 

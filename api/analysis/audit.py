@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.analysis.passk import per_problem
-from api.db import schema
-from api.passk import k_grid
+from boundary.api.analysis.passk import per_problem
+from boundary.api.db import schema
+from boundary.api.passk import k_grid
 
 
 def normalize(answer: str | None) -> str:

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.analysis.audit import GuessRow, guess_baseline
-from api.analysis.gap import Gap, sampling_efficiency_gap
-from api.analysis.histogram import Histogram, histograms
-from api.analysis.passk import PassAtK, largest_k, with_confidence
-from api.analysis.perplexity import Distribution, perplexities
-from api.analysis.runs import RunInfo, run_infos
-from api.analysis.solvable import SolvableSets, solvable_sets
-from api.analysis.temperature import Sweep, sweeps
-from api.db import schema
-from api.errors import ConfigError
-from api.report import RunReport, run_report
+from boundary.api.analysis.audit import GuessRow, guess_baseline
+from boundary.api.analysis.gap import Gap, sampling_efficiency_gap
+from boundary.api.analysis.histogram import Histogram, histograms
+from boundary.api.analysis.passk import PassAtK, largest_k, with_confidence
+from boundary.api.analysis.perplexity import Distribution, perplexities
+from boundary.api.analysis.runs import RunInfo, run_infos
+from boundary.api.analysis.solvable import SolvableSets, solvable_sets
+from boundary.api.analysis.temperature import Sweep, sweeps
+from boundary.api.db import schema
+from boundary.api.errors import ConfigError
+from boundary.api.report import RunReport, run_report
 
 
 @dataclass

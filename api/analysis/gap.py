@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from api.analysis.passk import passk_table
-from api.errors import ConfigError
+from boundary.api.analysis.passk import passk_table
+from boundary.api.errors import ConfigError
 
 
 @dataclass(frozen=True)

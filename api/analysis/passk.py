@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from api.errors import ConfigError
+from boundary.api.errors import ConfigError
 
 _COUNTS = """
 counts AS (

@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db import schema
+from boundary.api.db import schema
 
 
 @dataclass(frozen=True)

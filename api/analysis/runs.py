@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db import schema
-from api.errors import ConfigError
+from boundary.api.db import schema
+from boundary.api.errors import ConfigError
 
 
 @dataclass(frozen=True)

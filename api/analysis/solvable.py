@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from api.errors import ConfigError
+from boundary.api.errors import ConfigError
 
 _SOLVED = """
 SELECT p.key AS problem, m.role AS role, MAX(CASE WHEN v.correct THEN 1 ELSE 0 END) AS solved

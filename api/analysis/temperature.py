@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from api.analysis.passk import largest_k, passk_table
-from api.analysis.runs import RunInfo
-from api.passk import k_grid
+from boundary.api.analysis.passk import largest_k, passk_table
+from boundary.api.analysis.runs import RunInfo
+from boundary.api.passk import k_grid
 
 
 @dataclass(frozen=True)

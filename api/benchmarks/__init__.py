@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.benchmarks import arith, hf
-from api.benchmarks.catalog import ALIASES, GENERATED, SPECS
-from api.benchmarks.jsonl import FieldMap, problems_from_records, read_jsonl
-from api.errors import ConfigError, UnknownName
-from api.types import Kind, Problem
+from boundary.api.benchmarks import arith, hf
+from boundary.api.benchmarks.catalog import ALIASES, GENERATED, SPECS
+from boundary.api.benchmarks.jsonl import FieldMap, problems_from_records, read_jsonl
+from boundary.api.errors import ConfigError, UnknownName
+from boundary.api.types import Kind, Problem
 
 
 @dataclass(frozen=True)

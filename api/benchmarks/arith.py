@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from api.types import Problem
+from boundary.api.types import Problem
 
 SIZE = 200
 SEED = 20250418

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.benchmarks.jsonl import FieldMap
-from api.types import Kind
+from boundary.api.benchmarks.jsonl import FieldMap
+from boundary.api.types import Kind
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ a local dataset folder)."""
 
 from __future__ import annotations
 
-from api.benchmarks.jsonl import FieldMap, problems_from_records
-from api.errors import ConfigError, DataError
-from api.types import Problem
+from boundary.api.benchmarks.jsonl import FieldMap, problems_from_records
+from boundary.api.errors import ConfigError, DataError
+from boundary.api.types import Problem
 
 
 def load(dataset_id: str, fields: FieldMap, split: str, config: str | None) -> list[Problem]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.errors import DataError
-from api.types import Problem
+from boundary.api.errors import DataError
+from boundary.api.types import Problem
 
 ID_FIELDS = ("id", "task_id", "unique_id", "idx", "problem_id")
 QUESTION_FIELDS = ("problem", "question", "prompt", "input")

@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from api import autoscale as policies
-from api.cli.fleet import broker_option, worker
-from api.cli.options import Group, _StderrHandler, database_option
-from api.errors import ConfigError
+from boundary.api import autoscale as policies
+from boundary.api.cli.fleet import broker_option, worker
+from boundary.api.cli.options import Group, _StderrHandler, database_option
+from boundary.api.errors import ConfigError
 
 RUN_EXAMPLES = """\b
 Examples:
@@ -79,7 +79,7 @@ def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dr
         **{k: opts[k] for k in ("interval_s", "scale_up_cooldown_s", "scale_down_cooldown_s", "drain_timeout_s")},
     )
     if backend == "kubernetes":
-        from workers.autoscale import keda
+        from boundary.workers.autoscale import keda
 
         click.echo(keda.manifests(policy, opts["broker_url"], opts["namespace"]), nl=False)
         return
@@ -87,8 +87,8 @@ def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dr
         raise ConfigError("--once with the local backend needs --dry-run: its workers stop when the controller does")
     if backend == "local":
         check_worker_args(policy)
-    from workers.autoscale.controller import Controller, DryRun, serve
-    from workers.autoscale.depth import connect
+    from boundary.workers.autoscale.controller import Controller, DryRun, serve
+    from boundary.workers.autoscale.depth import connect
 
     acting = _backend(backend, policy, opts)
     _log_with_time()
@@ -99,11 +99,11 @@ def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dr
 
 def _backend(name: str, policy: policies.Policy, opts: dict[str, Any]):
     if name == "compose":
-        from workers.autoscale.compose import ComposeBackend
+        from boundary.workers.autoscale.compose import ComposeBackend
 
         return ComposeBackend(opts["compose_file"], opts["compose_project"], tuple(shlex.split(opts["compose_command"])),
                               policy.drain_timeout_s)
-    from workers.autoscale.local import LocalBackend
+    from boundary.workers.autoscale.local import LocalBackend
 
     env = {**os.environ, "BOUNDARY_BROKER_URL": opts["broker_url"]}
     if opts["database_url"]:
@@ -142,10 +142,10 @@ def _log_with_time() -> None:
 def show(as_json: bool, broker_url: str) -> None:
     """What the controllers run: per queue, its depth, current and desired workers, the last
     decision, and the worker processes of the local backend."""
-    from api.console import queues_table, stdout
-    from workers.autoscale.depth import connect
-    from workers.autoscale.state import queue_views
-    from workers.queue import check_broker
+    from boundary.api.console import queues_table, stdout
+    from boundary.workers.autoscale.depth import connect
+    from boundary.workers.autoscale.state import queue_views
+    from boundary.workers.queue import check_broker
 
     check_broker(broker_url)
     views = queue_views(connect(broker_url))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from api.cli.options import Group, data_dir_option, database_option
-from api.config import Settings
+from boundary.api.cli.options import Group, data_dir_option, database_option
+from boundary.api.config import Settings
 
 
 @click.group(cls=Group, invoke_without_command=True)
@@ -30,7 +30,7 @@ def benchmarks(ctx: click.Context, data_dir: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def benchmarks_list(data_dir: str | None = None, as_json: bool = False) -> None:
     """Built-in benchmarks and whether their data file is found."""
-    from api.benchmarks import catalog
+    from boundary.api.benchmarks import catalog
 
     rows = catalog.listing(Path(data_dir).expanduser() if data_dir else None)
     if as_json:
@@ -49,9 +49,9 @@ def benchmarks_list(data_dir: str | None = None, as_json: bool = False) -> None:
 @data_dir_option
 def benchmarks_load(name: str, fields: tuple[str, ...], kind: str, database_url: str | None, data_dir: str | None) -> None:
     """Store a benchmark's problems in the database (a changed file becomes a new version)."""
-    from api.benchmarks import load_benchmark
-    from api.db import Database
-    from api.runs import benchmark_notice, store_benchmark
+    from boundary.api.benchmarks import load_benchmark
+    from boundary.api.db import Database
+    from boundary.api.runs import benchmark_notice, store_benchmark
 
     settings = Settings.build(database_url, data_dir, None)
     loaded = load_benchmark(name, settings.data_dir, fields=fields, kind=kind)  # type: ignore[arg-type]

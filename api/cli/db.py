@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from api.cli.options import Group, database_option
-from api.config import Settings
+from boundary.api.cli.options import Group, database_option
+from boundary.api.config import Settings
 
 
 @click.group(cls=Group)
@@ -23,8 +23,8 @@ def db() -> None:
 @database_option
 def db_upgrade(revision: str, database_url: str | None) -> None:
     """Apply migrations (the embedded SQLite file is migrated automatically)."""
-    from api.db import Database
-    from api.db.migrate import current_revision
+    from boundary.api.db import Database
+    from boundary.api.db.migrate import current_revision
 
     database = Database.connect(Settings.build(database_url, None, None).database_url, auto_migrate=False, check=False)
     try:

@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from api import defaults
-from api.cli.options import (
+from boundary.api import defaults
+from boundary.api.cli.options import (
     Group, cache_dir_option, data_dir_option, database_option, parse_engine_options, sandbox_options,
 )
-from api.config import Settings
-from api.errors import ConfigError
+from boundary.api.config import Settings
+from boundary.api.errors import ConfigError
 
 
 def broker_option(required: bool, note: str | None = None):
@@ -67,9 +67,9 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
 
     Without a broker, the experiment runs here, in this process.
     """
-    from api import experiments
-    from api.db import Database
-    from workers import fleet
+    from boundary.api import experiments
+    from boundary.api.db import Database
+    from boundary.workers import fleet
 
     flags = [opts["models"], opts["roles"], opts["benchmark_names"], opts["temperatures"]]
     if experiment_file is not None and any(flags):
@@ -87,7 +87,7 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
         _submit_here(experiment, settings, opts)
         return
     experiments.resolve_all(experiment, settings.data_dir)  # bad input fails before any connection
-    from workers.queue import check_broker
+    from boundary.workers.queue import check_broker
 
     check_broker(opts["broker_url"])
     db = Database.connect(settings.database_url)
@@ -108,11 +108,11 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
 
 
 def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
-    from api.console import PhaseBars, passk_table, stdout
-    from api.db import Database
-    from workers import fleet
-    from workers.engines import open_engine
-    from workers.graders import open_grader
+    from boundary.api.console import PhaseBars, passk_table, stdout
+    from boundary.api.db import Database
+    from boundary.workers import fleet
+    from boundary.workers.engines import open_engine
+    from boundary.workers.graders import open_grader
 
     db = Database.connect(settings.database_url)
     try:
@@ -139,8 +139,8 @@ def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
 def resume(target: str, batch_size: int, broker_url: str, database_url: str | None) -> None:
     """Queue again exactly the work a run (by id) or an experiment (by name) is missing, as
     the database says: after a lost queue, a dead worker, or failed batches."""
-    from api.db import Database
-    from workers import fleet
+    from boundary.api.db import Database
+    from boundary.workers import fleet
 
     db = Database.connect(Settings.build(database_url, None, None).database_url)
     try:
@@ -164,11 +164,11 @@ def status(targets: tuple[str, ...], as_json: bool, once: bool, interval: float,
            database_url: str | None) -> None:
     """Progress of runs (default: all): sampled, graded and failed, samples/s and ETA, live
     until every run is complete; with a broker, the queues and their workers too."""
-    from api import status as progress
-    from api.console import status_table, stdout
-    from api.db import Database
-    from api.report import find_runs
-    from workers import fleet
+    from boundary.api import status as progress
+    from boundary.api.console import status_table, stdout
+    from boundary.api.db import Database
+    from boundary.api.report import find_runs
+    from boundary.workers import fleet
 
     db = Database.connect(Settings.build(database_url, None, None).database_url)
     try:
@@ -213,10 +213,10 @@ def _queue_reader(broker_url: str | None):
         return lambda: None
     import redis
 
-    from api.console import queues_table
-    from api.db.session import redact_url
-    from workers.autoscale.depth import connect
-    from workers.autoscale.state import queue_views
+    from boundary.api.console import queues_table
+    from boundary.api.db.session import redact_url
+    from boundary.workers.autoscale.depth import connect
+    from boundary.workers.autoscale.state import queue_views
 
     client = connect(broker_url, timeout_s=2.0)
 
@@ -271,11 +271,11 @@ def _common_worker_options(f):
 @_common_worker_options
 def worker_sample(model_name: str, weights: str | None, engine_name: str, engine_options: tuple[str, ...], wait_s: float, cache_dir: str | None, **opts: Any) -> None:
     """Serve one model: load it once, then sample the batches of its queue (sample.MODEL)."""
-    from api.batches import sample_queue
-    from api.db import Database
-    from workers import fleet, runtime
-    from workers.engines import check_engine_name, open_engine
-    from workers.queue import check_broker
+    from boundary.api.batches import sample_queue
+    from boundary.api.db import Database
+    from boundary.workers import fleet, runtime
+    from boundary.workers.engines import check_engine_name, open_engine
+    from boundary.workers.queue import check_broker
 
     check_engine_name(engine_name)
     settings = Settings.build(opts["database_url"], None, cache_dir)
@@ -329,11 +329,11 @@ def worker_sandbox(concurrency: int, pool_autoscale: str | None, sandbox: str, u
 
 def _grading_worker(queue: str, concurrency: int, pool_autoscale: str | None, opts: dict[str, Any],
                     sandbox: tuple[str, bool] = (defaults.SANDBOX, False)) -> None:
-    from api.autoscale import parse_pool_autoscale
-    from api.db import Database
-    from workers import runtime
-    from workers.graders import grader_opener
-    from workers.queue import check_broker
+    from boundary.api.autoscale import parse_pool_autoscale
+    from boundary.api.db import Database
+    from boundary.workers import runtime
+    from boundary.workers.graders import grader_opener
+    from boundary.workers.queue import check_broker
 
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
@@ -344,7 +344,7 @@ def _grading_worker(queue: str, concurrency: int, pool_autoscale: str | None, op
     check_broker(opts["broker_url"])
     Database.connect(database_url, auto_migrate=False).dispose()
     if queue == "sandbox":
-        from workers.sandbox import open_sandbox
+        from boundary.workers.sandbox import open_sandbox
 
         open_sandbox(sandbox[0], unsafe_no_sandbox=sandbox[1]).close()  # refuse now, not on every batch
     runtime.configure(runtime.WorkerConfig(database_url=database_url, open_grader=grader_opener(*sandbox),
@@ -355,8 +355,8 @@ def _grading_worker(queue: str, concurrency: int, pool_autoscale: str | None, op
 
 def _start(opts: dict[str, Any], database_url: str, queues: list[str], pool: str, concurrency: int, kind: str,
            extra: list[str] | None = None) -> None:
-    from api.cli.options import log_through_celery
-    from workers.celery_app import make_app
+    from boundary.api.cli.options import log_through_celery
+    from boundary.workers.celery_app import make_app
 
     log_through_celery()
     app = make_app(opts["broker_url"], database_url, visibility_timeout_s=opts["visibility_timeout"])

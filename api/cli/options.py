@@ -10,8 +10,8 @@ from typing import Any
 import click
 import yaml
 
-from api import defaults
-from api.errors import BoundaryError, ConfigError
+from boundary.api import defaults
+from boundary.api.errors import BoundaryError, ConfigError
 
 
 class Group(click.Group):

@@ -12,9 +12,9 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from api.cli.options import Group, database_option
-from api.config import Settings
-from api.errors import ConfigError
+from boundary.api.cli.options import Group, database_option
+from boundary.api.config import Settings
+from boundary.api.errors import ConfigError
 
 EXAMPLES = """\b
 Examples:
@@ -28,7 +28,7 @@ Examples:
 
 @contextmanager
 def _session(database_url: str | None) -> Iterator[Session]:
-    from api.db import Database
+    from boundary.api.db import Database
 
     db = Database.connect(Settings.build(database_url, None, None).database_url)
     try:
@@ -67,8 +67,8 @@ def report(ctx: click.Context, run_ids: tuple[int, ...], model: str | None, benc
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"database_url": database_url}
         return
-    from api import report as reporting
-    from api.console import passk_table, stdout
+    from boundary.api import report as reporting
+    from boundary.api.console import passk_table, stdout
 
     if as_json and as_csv:
         raise ConfigError("choose one of --json and --csv")
@@ -88,7 +88,7 @@ def report(ctx: click.Context, run_ids: tuple[int, ...], model: str | None, benc
 
 
 def _intervals(session: Session, items: list) -> dict[int, dict[str, list[float]]]:
-    from api.analysis.passk import with_confidence
+    from boundary.api.analysis.passk import with_confidence
 
     graded = [r.run_id for r in items if r.pass_at_k]
     out: dict[int, dict[str, list[float]]] = {r.run_id: {} for r in items}
@@ -98,8 +98,8 @@ def _intervals(session: Session, items: list) -> dict[int, dict[str, list[float]
 
 
 def _write_files(session: Session, run_ids: list[int], html_path: Path | None, plots_dir: Path | None) -> None:
-    from api import html_report, plots
-    from api.analysis.bundle import analyse
+    from boundary.api import html_report, plots
+    from boundary.api.analysis.bundle import analyse
 
     if not run_ids:
         raise ConfigError("no runs to report on")
@@ -132,8 +132,8 @@ def _write_files(session: Session, run_ids: list[int], html_path: Path | None, p
 @click.pass_obj
 def solvable(obj: dict, database_url: str | None, run_ids: tuple[int, ...], benchmark: str | None, first: str, second: str, show_list: bool, as_json: bool) -> None:
     """Problems solved by both roles, by one only, or by neither (Yue et al. Tables 4-5)."""
-    from api.analysis.runs import run_infos
-    from api.analysis.solvable import solvable_sets
+    from boundary.api.analysis.runs import run_infos
+    from boundary.api.analysis.solvable import solvable_sets
 
     with _session(database_url or obj["database_url"]) as session:
         runs = run_infos(session, run_ids, benchmark)
@@ -159,8 +159,8 @@ def solvable(obj: dict, database_url: str | None, run_ids: tuple[int, ...], benc
 @click.pass_obj
 def histogram(obj: dict, database_url: str | None, run_ids: tuple[int, ...], as_json: bool) -> None:
     """Problems per accuracy bin (0.1 wide), and the share never solved, per run."""
-    from api.analysis.histogram import histograms
-    from api.analysis.runs import run_infos
+    from boundary.api.analysis.histogram import histograms
+    from boundary.api.analysis.runs import run_infos
 
     with _session(database_url or obj["database_url"]) as session:
         runs = run_infos(session, run_ids)
@@ -184,7 +184,7 @@ def histogram(obj: dict, database_url: str | None, run_ids: tuple[int, ...], as_
 @click.pass_obj
 def gap(obj: dict, database_url: str | None, rl_run: int, base_run: int, k: int, as_json: bool) -> None:
     """The sampling-efficiency gap: pass@1 of the RL run minus pass@k of the base run."""
-    from api.analysis.gap import sampling_efficiency_gap
+    from boundary.api.analysis.gap import sampling_efficiency_gap
 
     with _session(database_url or obj["database_url"]) as session:
         result = sampling_efficiency_gap(session, rl_run, base_run, k)
@@ -201,8 +201,8 @@ def gap(obj: dict, database_url: str | None, rl_run: int, base_run: int, k: int,
 @click.pass_obj
 def temperature(obj: dict, database_url: str | None, run_ids: tuple[int, ...], benchmark: str | None, as_json: bool) -> None:
     """pass@k per temperature for runs that differ only in temperature, and the best per k."""
-    from api.analysis.runs import run_infos
-    from api.analysis.temperature import sweeps
+    from boundary.api.analysis.runs import run_infos
+    from boundary.api.analysis.temperature import sweeps
 
     with _session(database_url or obj["database_url"]) as session:
         items = sweeps(session, run_infos(session, run_ids, benchmark))
@@ -231,8 +231,8 @@ def perplexity(obj: dict, database_url: str | None, scorer: str, run_ids: tuple[
     """Distribution of the perplexity of each run's samples under the scoring model."""
     from sqlalchemy import select
 
-    from api.analysis.perplexity import perplexities
-    from api.db import schema
+    from boundary.api.analysis.perplexity import perplexities
+    from boundary.api.db import schema
 
     with _session(database_url or obj["database_url"]) as session:
         scorer_id = session.scalars(select(schema.Model.id).where(schema.Model.name == scorer)).one_or_none()
@@ -266,9 +266,9 @@ def audit(run_ids: tuple[int, ...], per_run: int, seed: int, k: int | None, outp
     per problem the pass@k of guessing from the run's own answer distribution."""
     from dataclasses import asdict
 
-    from api.analysis.audit import guess_baseline, review_set
-    from api.analysis.runs import run_infos
-    from workers.verify_file import write_jsonl_atomic
+    from boundary.api.analysis.audit import guess_baseline, review_set
+    from boundary.api.analysis.runs import run_infos
+    from boundary.workers.verify_file import write_jsonl_atomic
 
     if per_run < 0:
         raise ConfigError(f"--per-run must be >= 0, got {per_run}")
@@ -299,8 +299,8 @@ def audit(run_ids: tuple[int, ...], per_run: int, seed: int, k: int | None, outp
 @database_option
 def export(run_ids: tuple[int, ...], output: Path, fmt: str | None, database_url: str | None) -> None:
     """Samples with their verdicts, as CSV, JSONL or Parquet (default: every run)."""
-    from api import export as exporting
-    from api.analysis.runs import run_infos
+    from boundary.api import export as exporting
+    from boundary.api.analysis.runs import run_infos
 
     with _session(database_url) as session:
         ids = [r.run_id for r in run_infos(session, run_ids)]

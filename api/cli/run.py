@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from api import defaults
-from api.cli.options import cache_dir_option, data_dir_option, database_option, parse_engine_options, sandbox_options
-from api.config import Settings
-from api.requests import RunRequest, resolve, split_ids
+from boundary.api import defaults
+from boundary.api.cli.options import cache_dir_option, data_dir_option, database_option, parse_engine_options, sandbox_options
+from boundary.api.config import Settings
+from boundary.api.requests import RunRequest, resolve, split_ids
 
 EXAMPLES = """\b
 Examples:
@@ -54,11 +54,11 @@ def run(**opts: Any) -> None:
     Running again reuses what is stored; a larger -k tops the run up, drawing only the
     missing samples, with the seeds a single larger run would have used.
     """
-    from api.console import PhaseBars, passk_table, stderr, stdout
-    from api.db import Database
-    from workers.embedded import run_embedded
-    from workers.engines import open_engine
-    from workers.graders import grader_opener
+    from boundary.api.console import PhaseBars, passk_table, stderr, stdout
+    from boundary.api.db import Database
+    from boundary.workers.embedded import run_embedded
+    from boundary.workers.engines import open_engine
+    from boundary.workers.graders import grader_opener
 
     settings = Settings.build(opts["database_url"], opts["data_dir"], opts["cache_dir"])
     engine_options = parse_engine_options(opts["engine_options"])

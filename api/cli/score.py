@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from api import defaults
-from api.cli.fleet import _common_worker_options, _start, broker_option, worker
-from api.cli.options import cache_dir_option, database_option, parse_engine_options
-from api.config import Settings
-from api.errors import ConfigError
+from boundary.api import defaults
+from boundary.api.cli.fleet import _common_worker_options, _start, broker_option, worker
+from boundary.api.cli.options import cache_dir_option, database_option, parse_engine_options
+from boundary.api.config import Settings
+from boundary.api.errors import ConfigError
 
 EXAMPLES = """\b
 Examples:
@@ -37,10 +37,10 @@ def score(scorer: str, run_ids: tuple[int, ...], experiment: str | None, engine_
     """Score runs' samples under another model (the log-probability of each completion after
     its prompt), for the perplexity analysis of `boundary report`. With a broker, the work is
     queued on score.SCORER for `boundary worker score`; without one, it runs here."""
-    from api.console import PhaseBars
-    from api.db import Database
-    from workers import fleet
-    from workers.engines import check_engine_name, open_engine
+    from boundary.api.console import PhaseBars
+    from boundary.api.db import Database
+    from boundary.workers import fleet
+    from boundary.workers.engines import check_engine_name, open_engine
 
     if not run_ids and not experiment:
         raise ConfigError("give --run ID (repeatable) or --experiment NAME")
@@ -80,11 +80,11 @@ def score(scorer: str, run_ids: tuple[int, ...], experiment: str | None, engine_
 def worker_score(model_name: str, weights: str | None, engine_name: str, engine_options: tuple[str, ...],
                  cache_dir: str | None, **opts: Any) -> None:
     """Serve one model for scoring: load it once, then score the batches of score.MODEL."""
-    from api.batches import score_queue
-    from api.db import Database
-    from workers import fleet, runtime
-    from workers.engines import check_engine_name, open_engine
-    from workers.queue import check_broker
+    from boundary.api.batches import score_queue
+    from boundary.api.db import Database
+    from boundary.workers import fleet, runtime
+    from boundary.workers.engines import check_engine_name, open_engine
+    from boundary.workers.queue import check_broker
 
     check_engine_name(engine_name)
     settings = Settings.build(opts["database_url"], None, cache_dir)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from api import defaults
-from api.cli.options import Group, data_dir_option, sandbox_options
-from api.config import Settings
-from api.errors import ConfigError
+from boundary.api import defaults
+from boundary.api.cli.options import Group, data_dir_option, sandbox_options
+from boundary.api.config import Settings
+from boundary.api.errors import ConfigError
 
 
 @click.group(cls=Group)
@@ -33,9 +33,9 @@ def verify_math(input_path: Path, output_path: Path, timeout: float, quiet: bool
 
     Other fields on each line (such as `id`) are copied through. A summary goes to stderr.
     """
-    from api.console import PhaseBars, stderr
-    from workers.graders.math import MathGrader
-    from workers.verify_file import count_lines, verify_math_file
+    from boundary.api.console import PhaseBars, stderr
+    from boundary.workers.graders.math import MathGrader
+    from boundary.workers.verify_file import count_lines, verify_math_file
 
     total = count_lines(input_path)
     grader = MathGrader(timeout_s=timeout)
@@ -69,12 +69,12 @@ def verify_code(benchmark: str, input_path: Path, output_path: Path, workers: in
 
     Other fields on each line are copied through. A summary goes to stderr.
     """
-    from api.benchmarks import load_benchmark
-    from api.console import PhaseBars, stderr
-    from workers.graders.code import CodeGrader
-    from workers.graders.code_plans import PlanOptions
-    from workers.verify_code_file import verify_code_file
-    from workers.verify_file import count_lines
+    from boundary.api.benchmarks import load_benchmark
+    from boundary.api.console import PhaseBars, stderr
+    from boundary.workers.graders.code import CodeGrader
+    from boundary.workers.graders.code_plans import PlanOptions
+    from boundary.workers.verify_code_file import verify_code_file
+    from boundary.workers.verify_file import count_lines
 
     loaded = load_benchmark(benchmark, Settings.build(None, data_dir, None).data_dir, kind="code")
     if loaded.kind != "code":

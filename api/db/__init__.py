@@ -1,5 +1,5 @@
 """Database schema, connection and migrations."""
 
-from api.db.session import Database, redact_url
+from boundary.api.db.session import Database, redact_url
 
 __all__ = ["Database", "redact_url"]

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from api.types import ROLES
+from boundary.api.types import ROLES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

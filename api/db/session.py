@@ -12,8 +12,8 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import migrate
-from api.errors import ConfigError, DatabaseError
+from boundary.api.db import migrate
+from boundary.api.errors import ConfigError, DatabaseError
 
 
 def redact_url(url: str | URL) -> str:
@@ -95,6 +95,17 @@ class Database:
         elif check:
             db.check_schema()
         return db
+
+    @classmethod
+    @contextmanager
+    def opened(cls, url: str, *, auto_migrate: bool | None = None, check: bool = True) -> Iterator[Database]:
+        """``connect`` for the length of a ``with`` block, disposed of at its end: the one way a
+        command opens and closes the database."""
+        db = cls.connect(url, auto_migrate=auto_migrate, check=check)
+        try:
+            yield db
+        finally:
+            db.dispose()
 
     def ping(self) -> None:
         try:

@@ -11,8 +11,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from api import defaults
-from api.autoscale import QueuePolicy
+from boundary.api import defaults
+from boundary.api.autoscale import QueuePolicy
 
 log = logging.getLogger("boundary.autoscale")
 

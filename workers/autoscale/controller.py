@@ -1,4 +1,4 @@
-"""The controller loop: every interval, read each queue's depth, decide (api.autoscale.decide),
+"""The controller loop: every interval, read each queue's depth, decide (boundary.api.autoscale.decide),
 log the decision and its reason, act through the backend, and publish the state for `boundary
 status`. A broker that does not answer is waited for, with a log line per attempt; the workers
 stay as they are meanwhile."""
@@ -17,12 +17,12 @@ from typing import Any
 
 import redis
 
-from api import defaults
-from api.autoscale import Backend, Decision, Memory, Policy, QueuePolicy, decide
-from api.db.session import redact_url
-from api.errors import ConfigError
-from workers.autoscale.depth import Depth, read_depths
-from workers.autoscale.state import age_of, clear_state, read_state, write_state
+from boundary.api import defaults
+from boundary.api.autoscale import Backend, Decision, Memory, Policy, QueuePolicy, decide
+from boundary.api.db.session import redact_url
+from boundary.api.errors import ConfigError
+from boundary.workers.autoscale.depth import Depth, read_depths
+from boundary.workers.autoscale.state import age_of, clear_state, read_state, write_state
 
 log = logging.getLogger("boundary.autoscale")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
-from api.autoscale import check_queue_name
-from api.errors import ConfigError
+from boundary.api.autoscale import check_queue_name
+from boundary.api.errors import ConfigError
 
 
 @dataclass(frozen=True)

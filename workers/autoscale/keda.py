@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from api.autoscale import Policy, QueuePolicy
-from api.errors import ConfigError
+from boundary.api.autoscale import Policy, QueuePolicy
+from boundary.api.errors import ConfigError
 
 PASSWORD_ENV = "BOUNDARY_REDIS_PASSWORD"
 """Where KEDA reads the broker's password: an environment variable of the scaled Deployment."""

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api import defaults
-from api.autoscale import QueuePolicy
+from boundary.api import defaults
+from boundary.api.autoscale import QueuePolicy
 
 log = logging.getLogger("boundary.autoscale")
 
@@ -41,7 +41,7 @@ def boundary_program() -> list[str]:
     if here.exists():
         return [str(here)]
     found = shutil.which("boundary")
-    return [found] if found else [sys.executable, "-c", "from api.cli import main; main()"]
+    return [found] if found else [sys.executable, "-c", "from boundary.api.cli import main; main()"]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -11,9 +11,9 @@ from typing import Any
 
 import redis
 
-from api import defaults
-from api.autoscale import QueueView
-from workers.autoscale.depth import discover_queues, read_depths
+from boundary.api import defaults
+from boundary.api.autoscale import QueueView
+from boundary.workers.autoscale.depth import discover_queues, read_depths
 
 STALE_INTERVALS = 3
 """A controller's word is stale when it has not written for this many of its intervals."""

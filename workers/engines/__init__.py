@@ -1,4 +1,4 @@
-"""Sampling engines behind one interface (api.types.Engine), and a per-process cache so a
+"""Sampling engines behind one interface (boundary.api.types.Engine), and a per-process cache so a
 process that samples many times (a worker, a test session) loads its model once."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from api.errors import UnknownName
-from api.models import ModelSpec
-from api.types import Engine
-from workers.engines.vllm import VllmEngine  # cheap: vLLM itself is imported when a model loads
+from boundary.api.errors import UnknownName
+from boundary.api.models import ModelSpec
+from boundary.api.types import Engine
+from boundary.workers.engines.vllm import VllmEngine  # cheap: vLLM itself is imported when a model loads
 
 EngineFactory = Callable[[ModelSpec, Mapping[str, Any], Path], Engine]
 
@@ -21,19 +21,19 @@ def _vllm(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engin
 
 
 def _openai(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
-    from workers.engines.openai import OpenAIEngine
+    from boundary.workers.engines.openai import OpenAIEngine
 
     return OpenAIEngine.load(spec, options, cache_dir)
 
 
 def _hf(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
-    from workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf import TransformersEngine
 
     return TransformersEngine.load(spec, options, cache_dir)
 
 
 def _echo(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
-    from workers.engines.echo import EchoEngine
+    from boundary.workers.engines.echo import EchoEngine
 
     return EchoEngine.load(spec, options, cache_dir)
 

@@ -23,9 +23,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from api.errors import ConfigError, EngineError
-from api.models import ModelSpec
-from api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+from boundary.api.errors import ConfigError, EngineError
+from boundary.api.models import ModelSpec
+from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
 
 OPTIONS = ("delay_s", "fail_on", "crash_on", "reply")
 

@@ -46,11 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api.errors import ConfigError, EngineError
-from api.models import ModelSpec
-from api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
-from workers.engines.cpu import has_fast_bf16
-from workers.engines.weights import local_weights
+from boundary.api.errors import ConfigError, EngineError
+from boundary.api.models import ModelSpec
+from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
+from boundary.workers.engines.cpu import has_fast_bf16
+from boundary.workers.engines.weights import local_weights
 
 BATCH_SIZE = 32
 """Rows (samples) decoded together. bfloat16 SmolLM2-135M on one x86 core: 131 tokens/s at 8

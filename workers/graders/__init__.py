@@ -1,14 +1,14 @@
-"""Graders behind one interface (api.types.Grader), chosen by the benchmark's kind: math
-answers with math-verify (``workers.graders.math``); code runs against its tests in the sandbox
-(``workers.graders.code``)."""
+"""Graders behind one interface (boundary.api.types.Grader), chosen by the benchmark's kind: math
+answers with math-verify (``boundary.workers.graders.math``); code runs against its tests in the sandbox
+(``boundary.workers.graders.code``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from api.errors import ConfigError
-from api.types import Grader
+from boundary.api.errors import ConfigError
+from boundary.api.types import Grader
 
 
 def open_grader(kind: str, **options: Any) -> Grader:
@@ -18,11 +18,11 @@ def open_grader(kind: str, **options: Any) -> Grader:
     (run code with no isolation at all) choose where code runs; the sandbox starts on first use.
     """
     if kind == "math":
-        from workers.graders.math import MathGrader
+        from boundary.workers.graders.math import MathGrader
 
         return MathGrader(**options)
     if kind == "code":
-        from workers.graders.code import CodeGrader
+        from boundary.workers.graders.code import CodeGrader
 
         return CodeGrader(**options)
     raise ConfigError(f"no grader for {kind} benchmarks")

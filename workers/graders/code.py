@@ -1,7 +1,7 @@
 """Code answers graded by running them against their problem's tests in the sandbox.
 
 Each item's record (the problem's original benchmark row) gives a test plan
-(``workers.graders.code_plans``); tests compared with a reference solution's outputs
+(``boundary.workers.graders.code_plans``); tests compared with a reference solution's outputs
 (HumanEval+, MBPP+) get them from one reference run per problem, made in the sandbox too and
 kept for the grader's life. A sample's verdict is ``correct`` when every test passed; its
 ``details`` hold the per-test outcomes (one letter per test: P passed, F wrong answer, E
@@ -20,11 +20,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from api import __version__, defaults
-from api.errors import ConfigError, GradingError
-from api.types import CodeJob, GradeItem, ProgressFn, Sandbox, Verdict
-from workers.graders.code_plans import PlanOptions, TestPlan, plan_for, program_for
-from workers.sandbox import SandboxOptions, open_sandbox
+from boundary.api import __version__, defaults
+from boundary.api.errors import ConfigError, GradingError
+from boundary.api.types import CodeJob, GradeItem, ProgressFn, Sandbox, Verdict
+from boundary.workers.graders.code_plans import PlanOptions, TestPlan, plan_for, program_for
+from boundary.workers.sandbox import SandboxOptions, open_sandbox
 
 PLAN_CACHE = 4096
 """Problems whose test plans (with recorded reference outputs) a grader keeps."""

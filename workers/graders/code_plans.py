@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from api import defaults
-from api.errors import ConfigError, GradingError
+from boundary.api import defaults
+from boundary.api.errors import ConfigError, GradingError
 
 
 class UnknownTests(GradingError):
@@ -39,7 +39,7 @@ class UnknownTests(GradingError):
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """Time limits of a plan (see api.defaults for each value's reason)."""
+    """Time limits of a plan (see boundary.api.defaults for each value's reason)."""
 
     test_timeout_s: float = defaults.SANDBOX_TEST_TIMEOUT_S
     load_timeout_s: float = defaults.SANDBOX_LOAD_TIMEOUT_S
@@ -315,7 +315,7 @@ def _time_limit(value: Any) -> float | None:
 
 
 def _free_names(source: str) -> list[str]:
-    from workers.sandbox.server import free_names
+    from boundary.workers.sandbox.server import free_names
 
     return free_names(source)
 

@@ -27,14 +27,13 @@ from collections.abc import Iterable, Iterator
 from importlib.metadata import version as package_version
 from itertools import islice
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-from api import defaults
-from api.errors import ConfigError, GradingError
-from api.types import GradeItem, ProgressFn, Verdict
+from boundary.api import defaults
+from boundary.api.errors import ConfigError, GradingError
+from boundary.api.types import GradeItem, ProgressFn, Verdict
 
 EXTRACTION_CONFIG = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
 """Where the answer is in a model's output: a \\boxed{} first, then other LaTeX, then a plain
@@ -54,13 +53,9 @@ answer: about 0.5 s) before the grader gives up with a GradingError."""
 READY = "ready"
 """The child's first message."""
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-"""The folder that holds ``workers`` and ``api``: put on the child's path."""
-
 CHILD_MAIN = (
     "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); import sys; "
-    "sys.path.insert(0, sys.argv[1]); from workers.graders.math import serve; "
-    "serve(int(sys.argv[2]), float(sys.argv[3]))"
+    "from boundary.workers.graders.math import serve; serve(int(sys.argv[1]), float(sys.argv[2]))"
 )
 """The child's program: Ctrl-C is the parent's to handle, from the first instruction."""
 
@@ -282,7 +277,7 @@ class MathGrader:
         self._stop()
         start = time.perf_counter()
         ours, theirs = socket.socketpair()
-        args = [sys.executable, "-c", CHILD_MAIN, str(PACKAGE_ROOT), str(theirs.fileno()), repr(self.timeout_s)]
+        args = [sys.executable, "-c", CHILD_MAIN, str(theirs.fileno()), repr(self.timeout_s)]
         try:
             self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
         except OSError as exc:

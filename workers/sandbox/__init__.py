@@ -1,4 +1,4 @@
-"""The code sandbox: one interface (api.types.Sandbox), two backends, chosen by configuration.
+"""The code sandbox: one interface (boundary.api.types.Sandbox), two backends, chosen by configuration.
 
 - ``bwrap``: bubblewrap namespaces (Debian package ``bubblewrap``), the default where it starts.
 - ``docker``: one warm container per worker (docker SDK): no network, read-only root, tmpfs
@@ -7,15 +7,15 @@
 
 If none can start, ``open_sandbox`` refuses (GradingError, saying which check failed) unless
 the caller asks for ``none``, the explicit ``--unsafe-no-sandbox``. Inside every backend runs
-the same fork server (``workers.sandbox.server``).
+the same fork server (``boundary.workers.sandbox.server``).
 """
 
 from __future__ import annotations
 
-from api import defaults
-from api.errors import ConfigError, GradingError
-from workers.sandbox.client import ForkServer
-from workers.sandbox.options import SandboxOptions
+from boundary.api import defaults
+from boundary.api.errors import ConfigError, GradingError
+from boundary.workers.sandbox.client import ForkServer
+from boundary.workers.sandbox.options import SandboxOptions
 
 BACKENDS = ("auto", "bwrap", "docker", "none")
 """Names accepted by ``open_sandbox`` (``none``: no sandbox, only with explicit consent)."""
@@ -23,14 +23,14 @@ BACKENDS = ("auto", "bwrap", "docker", "none")
 
 def _backend(name: str, options: SandboxOptions, docker_client: object | None = None):  # noqa: ANN202
     if name == "bwrap":
-        from workers.sandbox.bwrap import BwrapBackend
+        from boundary.workers.sandbox.bwrap import BwrapBackend
 
         return BwrapBackend(options)
     if name == "docker":
-        from workers.sandbox.docker import DockerBackend
+        from boundary.workers.sandbox.docker import DockerBackend
 
         return DockerBackend(options, client=docker_client)
-    from workers.sandbox.unsafe import UnsafeBackend
+    from boundary.workers.sandbox.unsafe import UnsafeBackend
 
     return UnsafeBackend(options)
 

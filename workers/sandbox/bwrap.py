@@ -1,6 +1,6 @@
 """The bubblewrap backend: the server runs in new PID, network, IPC, UTS (and cgroup)
 namespaces, on a read-only root holding only /usr (its Python packages hidden), the
-interpreter with its standard library (``workers.sandbox.interpreter``) and the allowed
+interpreter with its standard library (``boundary.workers.sandbox.interpreter``) and the allowed
 packages, with private tmpfs scratch space and none of the host's environment.
 
 Started by root, bubblewrap makes no user namespace: the server runs as root inside, with only
@@ -11,7 +11,7 @@ disabled inside. Either way the network namespace has no interface but a down lo
 on the host (Redis, PostgreSQL) can be reached.
 
 Where the host allows it (root, a writable cgroupfs), the whole sandbox runs in a cgroup of its
-own (``workers.sandbox.cgroups``) capping its memory at ``total_memory_mb``, swap included, and
+own (``boundary.workers.sandbox.cgroups``) capping its memory at ``total_memory_mb``, swap included, and
 its tasks; elsewhere only the rlimits of each process apply, and ``describe()`` says why.
 """
 
@@ -23,15 +23,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from api import defaults
-from workers.sandbox import cgroups
-from workers.sandbox.channel import ProcessChannel
-from workers.sandbox.interpreter import (
+from boundary.api import defaults
+from boundary.workers.sandbox import cgroups
+from boundary.workers.sandbox.channel import ProcessChannel
+from boundary.workers.sandbox.interpreter import (
     Interpreter, host_interpreter, library_env, mask, stdlib_masks, stdlib_mounts, system_site_dirs,
 )
-from workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
-from workers.sandbox.candidate import BOOTSTRAP
-from workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
+from boundary.workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
+from boundary.workers.sandbox.candidate import BOOTSTRAP
+from boundary.workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN")
 """What the server keeps as root inside: switching uids, killing the sample's processes, giving

@@ -1,6 +1,6 @@
 """The candidate's side of the sandbox: the zygote and the processes it forks. Standard
 library only, and small on purpose: the zygote runs only this module (the server runs it and
-``workers.sandbox.server``), and every page a forked candidate touches is a copy-on-write fault,
+``boundary.workers.sandbox.server``), and every page a forked candidate touches is a copy-on-write fault,
 so the less the zygote holds the less each sample costs.
 
 A candidate sets itself up (its own session, no descriptor but its socket to the judge, a CPU
@@ -31,7 +31,7 @@ import sys
 import time
 
 if "encode_value" not in globals():  # on the host; in the sandbox the values module ran first, in this namespace
-    from workers.sandbox.values import encode_value
+    from boundary.workers.sandbox.values import encode_value
 
 BOOTSTRAP = (
     "import os,sys\n"
@@ -48,7 +48,7 @@ BOOTSTRAP = (
 )
 """What ``python -S -c`` runs: read a count, then that many sources (each a 4-byte length and
 the text) from fd 0, and run them in order in one namespace, keeping their text (the server
-starts the zygote with the first two: ``workers.sandbox.values`` and this module). The host writes the sources, then waits for the server's
+starts the zygote with the first two: ``boundary.workers.sandbox.values`` and this module). The host writes the sources, then waits for the server's
 first message before writing anything else, so nothing meant for the server is consumed here."""
 
 MAX_FRAME = 256 << 20

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.errors import GradingError
+from boundary.api.errors import GradingError
 
 
 def lock_dir() -> Path:

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from api.errors import GradingError
-from api.types import CodeJob
-from workers.sandbox import candidate as candidate_module
-from workers.sandbox import server as server_module
-from workers.sandbox import values as values_module
-from workers.sandbox.channel import ChannelClosed, ChannelTimeout
-from workers.sandbox.options import SandboxOptions
+from boundary.api.errors import GradingError
+from boundary.api.types import CodeJob
+from boundary.workers.sandbox import candidate as candidate_module
+from boundary.workers.sandbox import server as server_module
+from boundary.workers.sandbox import values as values_module
+from boundary.workers.sandbox.channel import ChannelClosed, ChannelTimeout
+from boundary.workers.sandbox.options import SandboxOptions
 
 SERVER_SOURCES = tuple(Path(module.__file__).read_bytes() for module in (values_module, candidate_module, server_module))
 """The program the sandbox's interpreter runs, in three parts (the zygote runs only the first
@@ -48,7 +48,7 @@ class Channel(Protocol):
 
 
 class Backend(Protocol):
-    """How to start a sandbox server (see workers.sandbox.bwrap, .docker, .unsafe)."""
+    """How to start a sandbox server (see boundary.workers.sandbox.bwrap, .docker, .unsafe)."""
 
     name: str
 
@@ -72,7 +72,7 @@ def _frame(payload: bytes) -> bytes:
 
 
 class ForkServer:
-    """A warm sandbox (api.types.Sandbox): one job at a time, plans sent once per sandbox."""
+    """A warm sandbox (boundary.api.types.Sandbox): one job at a time, plans sent once per sandbox."""
 
     def __init__(self, backend: Backend, options: SandboxOptions):
         self._backend = backend

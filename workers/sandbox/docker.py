@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.sandbox.candidate import BOOTSTRAP
-from workers.sandbox.channel import ChannelClosed, wait_readable
-from workers.sandbox.options import SANDBOX_ENV, SandboxOptions
+from boundary.workers.sandbox.candidate import BOOTSTRAP
+from boundary.workers.sandbox.channel import ChannelClosed, wait_readable
+from boundary.workers.sandbox.options import SANDBOX_ENV, SandboxOptions
 
 USER = "65534:65534"
 """nobody: the container's processes run unprivileged."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from api import defaults
-from api.errors import ConfigError
+from boundary.api import defaults
+from boundary.api.errors import ConfigError
 
 SANDBOX_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -30,7 +30,7 @@ SITE_DIR = "/opt/boundary/site"
 
 @dataclass(frozen=True)
 class SandboxOptions:
-    """Limits and layout shared by every backend (see api.defaults for each value's reason)."""
+    """Limits and layout shared by every backend (see boundary.api.defaults for each value's reason)."""
 
     memory_mb: int = defaults.SANDBOX_MEMORY_MB
     processes: int = defaults.SANDBOX_PROCESSES

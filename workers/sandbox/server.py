@@ -1,6 +1,6 @@
 """The fork server that runs inside the sandbox. Standard library only.
 
-It is never imported inside the sandbox: the host sends the text of ``workers.sandbox.candidate``
+It is never imported inside the sandbox: the host sends the text of ``boundary.workers.sandbox.candidate``
 and of this module to a bare interpreter started as ``python -S -c BOOTSTRAP server`` (see
 ``candidate.BOOTSTRAP``), which runs both, in order, as ``__main__``; the zygote runs only the
 first. The host's tests import both for their pure parts (value checks, the assert rewriter, the
@@ -18,7 +18,7 @@ The zygote is a fresh interpreter (exec'd, not forked from the server) that impo
 modules once (numpy...) and never receives tests or expected values: a candidate forked from it
 finds nothing about the tests in its memory. The judge calls the candidate's functions over a
 socket pair: arguments go out pickled (the judge's own data), results come back in the tagged
-encoding of ``workers.sandbox.values``, which the judge decodes with its own code into plain
+encoding of ``boundary.workers.sandbox.values``, which the judge decodes with its own code into plain
 values (numbers, strings, containers: no class of the candidate's, so no ``__eq__`` of its own;
 nothing imported, called or set as an attribute), then compares with ``==`` as the official
 harnesses do. The candidate cannot write to the judge's report channel, see the tests, or stop
@@ -64,8 +64,8 @@ import time
 import traceback
 
 if __name__ != "__main__":  # on the host; in the sandbox the values and candidate modules ran first, in this namespace
-    from workers.sandbox.values import Undecodable, decode_value, encode_value
-    from workers.sandbox.candidate import (
+    from boundary.workers.sandbox.values import Undecodable, decode_value, encode_value
+    from boundary.workers.sandbox.candidate import (
         BOOTSTRAP, PR_SET_DUMPABLE, REPLY_TAGS, Closed, Reader, Timeout, TooLarge, _libc, become, describe,
         install_seccomp, isolate_fds, prctl, read_exact, reap, recv, seccomp_program, send, set_limit, shorten,
         write_all,

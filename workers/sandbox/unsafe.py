@@ -9,9 +9,9 @@ import sys
 import tempfile
 from typing import Any
 
-from workers.sandbox.channel import ProcessChannel
-from workers.sandbox.options import SANDBOX_ENV, SandboxOptions
-from workers.sandbox.candidate import BOOTSTRAP
+from boundary.workers.sandbox.channel import ProcessChannel
+from boundary.workers.sandbox.options import SANDBOX_ENV, SandboxOptions
+from boundary.workers.sandbox.candidate import BOOTSTRAP
 
 
 class UnsafeBackend:
