@@ -203,15 +203,9 @@ class Cleanup:
 
     def after_sample(self, candidate: int | None) -> None:
         """Kill every process of the sample, wait until they have exited, and give the next
-        sample a fresh scratch space. CleanupFailed when that cannot be done.
-
-        The candidate is killed first and waited for: when no other process is left then (the
-        usual case), none can appear, as only a process makes one. Otherwise, where the sandbox
-        runs its candidates as a uid of their own, one ``kill(-1)`` made as that uid reaches
-        every process of the sample at once (a fork cannot escape it), so no round of killing
-        can be outrun; elsewhere each process found below the server is killed, round after
-        round. Either way the server then waits, up to ``KILL_WAIT_S``, until nothing but the
-        server, the judge, the zygotes and zombies is left."""
+        sample a fresh scratch space. CleanupFailed when that cannot be done. The candidate is
+        killed and waited for first; only if other processes are left are they looked for
+        (by uid where there is one: docs/sandbox.md)."""
         uid = self.config.get("candidate_uid")
         keep = {*self.kept(), candidate}
         if candidate is not None and _kill_and_wait(candidate):

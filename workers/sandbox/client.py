@@ -36,7 +36,7 @@ stdin: nothing is mounted for it."""
 
 STARTUP_TIMEOUT_S = 60.0
 """Seconds a new sandbox may take to say it is ready (bwrap, the interpreter, the zygote's
-imports: about 0.3 s here)."""
+imports; docs/sandbox.md has how long it takes)."""
 
 HOST_GRACE_S = 15.0
 """Seconds past a job's own deadline before the host gives up on the sandbox and kills it (the

@@ -353,13 +353,8 @@ def prepare_plan(plan: dict) -> dict:
 def judge_main(ctl_fd: int, config: dict, seccomp: bytes | None) -> None:
     """The judge's loop (never returns), as the judge uid under its own seccomp filter: for
     each job, the candidate's socket arrives over the control socket, then the job; the report
-    goes back the same way. Plans are kept until the server says to forget them.
-
-    Nothing a candidate sends survives its sample here: answers are decoded by
-    ``values.decode_value`` into new values of builtin types (nothing imported, called or set as
-    an attribute), every sample's tests run in a namespace of their own (``Judge.bind_names``),
-    and the random module is reseeded for tests that draw; the server replaces the judge when a
-    sample made it grow (``JUDGE_GROWTH_BYTES``) or it failed."""
+    goes back the same way. Plans are kept until the server says to forget them. Why nothing a
+    candidate sends survives its sample here: docs/sandbox.md."""
     try:
         isolate_fds({ctl_fd: 3})
         control = socket.socket(fileno=3)

@@ -12,9 +12,6 @@ STATUSES = ("passed", "failed", "timeout", "crashed", "syntax-error", "load-erro
 """A report's ``status``: the sample's verdict, ``error`` (the grading itself failed),
 ``recorded`` (a reference run's outputs), or ``need-plan`` (the server lacks the job's plan)."""
 
-_OPTIONAL = ("tests", "passed", "total", "first_failure", "salvaged_lines", "seconds", "retried", "outputs", "error",
-             "trace", "need_plan")
-
 
 @dataclasses.dataclass
 class Report:
@@ -54,13 +51,11 @@ class Report:
         return self.status == "timeout" or (self.first_failure or {}).get("outcome") == "timeout"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"status": self.status}
-        for name in _OPTIONAL:
-            value = getattr(self, name)
-            if value is not None or (name == "first_failure" and self.tests is not None):
-                data[name] = value
-        if self.restart:
-            data["restart"] = True
+        data = {name: value for name, value in self.__dict__.items() if value is not None}
+        if self.tests is not None:
+            data.setdefault("first_failure", None)
+        if not self.restart:
+            del data["restart"]
         return data
 
     def encode(self) -> bytes:
@@ -73,10 +68,9 @@ class Report:
 
     @classmethod
     def from_json(cls, data: object) -> Report:
-        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str) or not _FIELDS.issuperset(data):
             raise ValueError(f"not a sandbox report: {str(data)[:200]}")
-        fields = {name: data[name] for name in _OPTIONAL if name in data}
-        return cls(data["status"], restart=bool(data.get("restart")), **fields)
+        return cls(**data)
 
     def __getitem__(self, key: str) -> Any:
         return self.to_json()[key]
@@ -103,3 +97,6 @@ def json_bytes(value: object) -> bytes:
     """JSON of a report or a server message, whatever text the candidate put in it (a lone
     surrogate becomes '?'; what JSON cannot hold, its repr)."""
     return json.dumps(value, ensure_ascii=False, default=repr).encode("utf-8", "replace")
+
+
+_FIELDS = frozenset(field.name for field in dataclasses.fields(Report))
