@@ -387,9 +387,7 @@ def run_lean(items: list[dict], calls: dict, options, cpu: int | None, uid: int)
     task's ``record_calls``."""
     from boundary.workers.sandbox.channel import tree_cpu_seconds
     from boundary.workers.sandbox.client import ZYGOTE_MODULES
-
-    def frame(data: bytes) -> bytes:
-        return len(data).to_bytes(4, "big") + data
+    from boundary.workers.sandbox.framing import frame
 
     setup = {"cpu": cpu, "candidate": [Path(m.__file__).read_text() for m in ZYGOTE_MODULES], "limits": options.limits(),
              "seccomp": options.seccomp, "uid": uid,
