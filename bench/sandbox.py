@@ -185,7 +185,7 @@ setup = pickle.loads(sys.stdin.buffer.read())
 if setup["cpu"] is not None:
     os.sched_setaffinity(0, {setup["cpu"]})
 space = {"__name__": "__zygote__"}
-for source in setup["candidate"]:  # the values and candidate modules, as the sandbox runs them
+for source in setup["candidate"]:  # the zygote's modules, as the sandbox runs them
     exec(compile(source, "<candidate>", "exec"), space)
 for name in setup["preload"]:
     __import__(name)
@@ -220,10 +220,10 @@ def run_forks(items: list[dict], seccomp: bool, cpu: int | None) -> float:
     """CPU s of one fork per sample, from an interpreter set up as the zygote, whose child runs
     the sample's program (its definitions: the tests are not its to run) and exits."""
     from boundary.api import defaults
-    from boundary.workers.sandbox import candidate, values
+    from boundary.workers.sandbox.client import ZYGOTE_MODULES
 
     setup = {
-        "candidate": [Path(m.__file__).read_text() for m in (values, candidate)],
+        "candidate": [Path(m.__file__).read_text() for m in ZYGOTE_MODULES],
         "preload": [m for m in defaults.SANDBOX_PRELOAD if m not in defaults.SANDBOX_PACKAGES],
         "seccomp": seccomp,
         "cpu": cpu,
@@ -255,7 +255,7 @@ zygote = os.fork()
 if zygote == 0:  # forked before any test or expected value is loaded
     zygote_sock.close()
     space = {"__name__": "__zygote__"}
-    for source in setup["candidate"]:  # the values and candidate modules, as the sandbox runs them
+    for source in setup["candidate"]:  # the zygote's modules, as the sandbox runs them
         exec(compile(source, "<candidate>", "exec"), space)
     for name in setup["preload"]:
         __import__(name)
@@ -385,13 +385,11 @@ def record_calls(problem: dict) -> list:
 def run_lean(items: list[dict], calls: dict, options, cpu: int | None, uid: int) -> tuple[float, int]:  # noqa: ANN001
     """(cpu s of this process + the lean tree, passed) of (e) over the items; ``calls``: each
     task's ``record_calls``."""
-    from boundary.workers.sandbox import candidate, values
     from boundary.workers.sandbox.channel import tree_cpu_seconds
+    from boundary.workers.sandbox.client import ZYGOTE_MODULES
+    from boundary.workers.sandbox.framing import frame
 
-    def frame(data: bytes) -> bytes:
-        return len(data).to_bytes(4, "big") + data
-
-    setup = {"cpu": cpu, "candidate": [Path(m.__file__).read_text() for m in (values, candidate)], "limits": options.limits(),
+    setup = {"cpu": cpu, "candidate": [Path(m.__file__).read_text() for m in ZYGOTE_MODULES], "limits": options.limits(),
              "seccomp": options.seccomp, "uid": uid,
              "preload": [m for m in options.preload if m not in options.packages]}
     tasks = {it["problem"]["task_id"]: calls[it["problem"]["task_id"]] for it in items}

@@ -19,16 +19,11 @@ from boundary.workers.graders.code_plans import (
     plan_for,
     program_for,
 )
-from boundary.workers.sandbox.candidate import compile_program, seccomp_program
+from boundary.workers.sandbox.asserts import free_names, rewrite_asserts
+from boundary.workers.sandbox.candidate import compile_program
+from boundary.workers.sandbox.compare import allclose, evalplus_match, output_matches, plain_loads
+from boundary.workers.sandbox.hardening import seccomp_program
 from boundary.workers.sandbox.values import Undecodable, encode_value
-from boundary.workers.sandbox.server import (
-    allclose,
-    evalplus_match,
-    free_names,
-    output_matches,
-    plain_loads,
-    rewrite_asserts,
-)
 
 HUMANEVAL = {
     "task_id": "HumanEval/0",

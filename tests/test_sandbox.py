@@ -18,7 +18,7 @@ from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem
 from boundary.workers.sandbox.interpreter import host_interpreter, library_env
 from boundary.workers.sandbox.options import SANDBOX_ENV
-from boundary.workers.sandbox.server import plain_loads
+from boundary.workers.sandbox.compare import plain_loads
 from boundary.workers.sandbox.values import encode_value
 from boundary.workers.sandbox.claims import claim_cpu
 

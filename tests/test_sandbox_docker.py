@@ -18,7 +18,7 @@ import pytest
 from boundary.api.errors import ConfigError, GradingError
 from boundary.api.types import CodeJob
 from boundary.workers.sandbox import SandboxOptions, open_sandbox
-from boundary.workers.sandbox.candidate import BOOTSTRAP
+from boundary.workers.sandbox.framing import BOOTSTRAP
 from boundary.workers.sandbox.docker import container_config
 from boundary.workers.sandbox.options import SANDBOX_ENV
 

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from boundary.workers.sandbox import values
+from boundary.workers.sandbox.client import SERVER_MODULES, ZYGOTE_MODULES
 from boundary.workers.sandbox.values import VALUE_MAX_DEPTH, Undecodable, Unencodable, decode_value, encode_value
 
 SANDBOX = pathlib.Path(values.__file__).parent
@@ -376,15 +377,31 @@ def _top_level_names(path: pathlib.Path) -> tuple[set, set]:
     return defined, imported
 
 
+IN_SANDBOX = [pathlib.Path(module.__file__).name for module in (*ZYGOTE_MODULES, *SERVER_MODULES)]
+"""The modules whose text runs in the sandbox's one namespace, in order (values.py first)."""
+
+
 def test_no_name_collides_in_the_shared_namespace():
-    """values.py runs first in one namespace with candidate.py and server.py: a name it
-    defines that either also defines (or imports as something else) would be overwritten."""
+    """values.py runs first in one namespace with the other in-sandbox modules: a name it
+    defines that another also defines (or imports as something else) would be overwritten."""
+    assert IN_SANDBOX[0] == "values.py" and {"candidate.py", "server.py"} <= set(IN_SANDBOX)
     mine, my_imports = _top_level_names(SANDBOX / "values.py")
     assert {"encode_value", "decode_value", "Unencodable", "Undecodable", "VALUE_MAX_DEPTH"} <= mine
-    for other in ("candidate.py", "server.py"):
+    for other in IN_SANDBOX[1:]:
         defined, imported = _top_level_names(SANDBOX / other)
         assert not mine & (defined | imported), (other, sorted(mine & (defined | imported)))
         assert not my_imports & defined, (other, sorted(my_imports & defined))
+
+
+def test_no_two_sandbox_modules_define_one_name():
+    """Each in-sandbox module's own names are its alone: one defined twice in the shared
+    namespace would be the later module's in both."""
+    owner: dict[str, str] = {}
+    for name in IN_SANDBOX:
+        defined, _imported = _top_level_names(SANDBOX / name)
+        clashes = {n: owner[n] for n in defined if n in owner}
+        assert not clashes, (name, clashes)
+        owner.update(dict.fromkeys(defined, name))
 
 
 def test_runs_in_a_shared_namespace():

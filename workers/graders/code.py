@@ -138,11 +138,12 @@ class CodeGrader:
         program, extracted = program_for(plan, item.completion)
         job = CodeJob(program, plan.key, plan.sandbox_plan, plan.timeout, all_tests=self.all_tests)
         report = sandbox.run(job)
-        details = {k: report[k] for k in DETAIL_KEYS if k in report}
+        wire = report.to_json()  # what the report holds, absent fields left out
+        details = {k: wire[k] for k in DETAIL_KEYS if k in wire}
         if plan.notes:
             details["notes"] = list(plan.notes)
-        correct = report.get("status") == "passed"
-        return Verdict(item.key, correct, extracted, report.get("error"), time.perf_counter() - start, details)
+        correct = report.status == "passed"
+        return Verdict(item.key, correct, extracted, report.error, time.perf_counter() - start, details)
 
     def plan(self, record: Mapping[str, Any], sandbox: Sandbox) -> TestPlan:
         """The problem's plan, with its reference outputs recorded (once per problem)."""
@@ -174,11 +175,11 @@ class CodeGrader:
         job = CodeJob(plan.reference, f"{plan.key}/reference", plan.payload(record=True),
                       REFERENCE_JOB_TIMEOUT_S, record=True)
         report = sandbox.run(job)
-        if report.get("status") != "recorded":
-            failure = report.get("first_failure") or {}
-            reason = report.get("error") or failure.get("message") or report.get("status")
+        if report.status != "recorded" or report.outputs is None:
+            failure = report.first_failure or {}
+            reason = report.error or failure.get("message") or report.status
             raise GradingError(f"the reference solution could not be run: {reason}")
-        return plan.with_reference(report["outputs"], self.plan_options)
+        return plan.with_reference(report.outputs, self.plan_options)
 
     def close(self) -> None:
         with self._lock:

@@ -315,7 +315,7 @@ def _time_limit(value: Any) -> float | None:
 
 
 def _free_names(source: str) -> list[str]:
-    from boundary.workers.sandbox.server import free_names
+    from boundary.workers.sandbox.asserts import free_names
 
     return free_names(source)
 

@@ -1,19 +1,7 @@
-"""The bubblewrap backend: the server runs in new PID, network, IPC, UTS (and cgroup)
-namespaces, on a read-only root holding only /usr (its Python packages hidden), the
-interpreter with its standard library (``boundary.workers.sandbox.interpreter``) and the allowed
-packages, with private tmpfs scratch space and none of the host's environment.
-
-Started by root, bubblewrap makes no user namespace: the server runs as root inside, with only
-the capabilities it needs (to drop the candidate and the judge to the unprivileged uids of a
-``UidSlot``, to kill them, and to clean up after them), and ``no_new_privs`` set. As another
-user, bubblewrap makes a user namespace and everything runs as that user, with user namespaces
-disabled inside. Either way the network namespace has no interface but a down loopback: nothing
-on the host (Redis, PostgreSQL) can be reached.
-
-Where the host allows it (root, a writable cgroupfs), the whole sandbox runs in a cgroup of its
-own (``boundary.workers.sandbox.cgroups``) capping its memory at ``total_memory_mb``, swap included, and
-its tasks; elsewhere only the rlimits of each process apply, and ``describe()`` says why.
-"""
+"""The bubblewrap backend: the server in new PID, network, IPC, UTS (and cgroup) namespaces, on a
+read-only root holding /usr (its packages hidden), the interpreter and the allowed packages, with
+private tmpfs scratch space; in a cgroup of its own where the host allows it. Why and how:
+docs/sandbox.md."""
 
 from __future__ import annotations
 
@@ -26,19 +14,16 @@ from typing import Any
 from boundary.api import defaults
 from boundary.workers.sandbox import cgroups
 from boundary.workers.sandbox.channel import ProcessChannel
+from boundary.workers.sandbox.framing import BOOTSTRAP
 from boundary.workers.sandbox.interpreter import (
     Interpreter, host_interpreter, library_env, mask, stdlib_masks, stdlib_mounts, system_site_dirs,
 )
 from boundary.workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
-from boundary.workers.sandbox.candidate import BOOTSTRAP
 from boundary.workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN")
-"""What the server keeps as root inside: switching uids, killing the sample's processes, giving
-it a scratch directory, and mounting a fresh tmpfs over /tmp and /dev/shm for every sample
-(CAP_SYS_ADMIN, which the server's own mount namespace confines to the sandbox's mounts). The
-server reads nothing a candidate wrote but the judge's report, which it passes on undecoded; the
-candidate and the judge drop every capability with their uid. Everything else is dropped."""
+"""What the server keeps as root inside: switching uids, killing, a scratch directory, tmpfs
+mounts (CAP_SYS_ADMIN, confined to the sandbox's mounts). Everything else is dropped."""
 
 SHM_MB = 16
 """Size of the sandbox's /dev/shm (MiB): POSIX semaphores for multiprocessing, little else."""

@@ -1,17 +1,6 @@
 """A cgroup for one sandbox: a memory cap (swap included) and a pids cap on everything the
-sandbox runs together, which rlimits cannot give (RLIMIT_AS is per process, and 64 processes
-of 2 GiB each add up to far more than the sandbox's share of the machine).
-
-The cgroup is made as a child of the cgroup this process is in, in each hierarchy that offers
-the controller: cgroup v2 where the controller is there (enabling it in the parent's
-``cgroup.subtree_control`` where needed and allowed), else cgroup v1 (a hybrid host, like
-Debian 12's machines here, has ``memory`` and ``pids`` as v1 hierarchies). The sandbox joins it
-before anything runs: ``wrap`` starts the sandbox through ``/bin/sh``, which writes its own pid
-into the cgroup and then ``exec``s bubblewrap, so every process bwrap forks is born inside.
-
-Where no cgroup can be made (not root, a read-only cgroupfs, no controller), ``problems`` says
-why and the sandbox runs with its rlimits only.
-"""
+sandbox runs together, which rlimits cannot give; v2 where the controller is there, else v1.
+``problems`` says why none can be made. Details: docs/sandbox.md."""
 
 from __future__ import annotations
 

@@ -3,33 +3,14 @@ sandbox), with reads that have deadlines and the process's stderr kept for error
 
 from __future__ import annotations
 
-import math
 import os
-import select
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-
-class ChannelClosed(Exception):
-    """The sandbox closed its end: it exited or was killed."""
-
-
-class ChannelTimeout(Exception):
-    """The sandbox sent nothing complete before the deadline."""
-
-
-def wait_readable(fd: int, deadline: float) -> None:
-    wait = deadline - time.monotonic()
-    if wait <= 0:
-        raise ChannelTimeout
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    if not poller.poll(math.ceil(wait * 1000)):
-        raise ChannelTimeout
+from boundary.workers.sandbox.framing import Closed, read_exact, write_all
 
 
 class ProcessChannel:
@@ -54,23 +35,13 @@ class ProcessChannel:
         return self.process.pid
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._in, view):]
-        except (BrokenPipeError, ConnectionResetError, OSError) as exc:
-            raise ChannelClosed(str(exc)) from None
+            write_all(self._in, data)
+        except OSError as exc:
+            raise Closed(str(exc)) from None
 
-    def read_exact(self, size: int, deadline: float) -> bytes:
-        chunks: list[bytes] = []
-        while size:
-            wait_readable(self._out, deadline)
-            chunk = os.read(self._out, min(size, 1 << 20))
-            if not chunk:
-                raise ChannelClosed("the sandbox exited")
-            chunks.append(chunk)
-            size -= len(chunk)
-        return b"".join(chunks)
+    def read_exact(self, size: int, deadline: float | None) -> bytes:
+        return read_exact(self._out, size, deadline)
 
     def alive(self) -> bool:
         return self.process.poll() is None

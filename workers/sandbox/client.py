@@ -14,19 +14,29 @@ from typing import Any, Protocol
 
 from boundary.api.errors import GradingError
 from boundary.api.types import CodeJob
-from boundary.workers.sandbox import candidate as candidate_module
-from boundary.workers.sandbox import server as server_module
-from boundary.workers.sandbox import values as values_module
-from boundary.workers.sandbox.channel import ChannelClosed, ChannelTimeout
+from boundary.workers.sandbox import (
+    asserts, candidate, cleanup, compare, framing, hardening, judge, link, oracles, report, server, values, zygote,
+)
+from boundary.workers.sandbox.candidate import compile_program
+from boundary.workers.sandbox.framing import Closed, Timeout, bundle, frame, read_frame
 from boundary.workers.sandbox.options import SandboxOptions
+from boundary.workers.sandbox.report import Report, grading_error, sample_failure
+from boundary.workers.sandbox.server import RETRY_MAX_SCALE
 
-SERVER_SOURCES = tuple(Path(module.__file__).read_bytes() for module in (values_module, candidate_module, server_module))
-"""The program the sandbox's interpreter runs, in three parts (the zygote runs only the first
-two); sent on its stdin: nothing is mounted for it."""
+ZYGOTE_MODULES = (values, framing, hardening, candidate, zygote)
+"""The modules the zygote runs, in order: what a candidate needs and nothing else (each page
+the zygote holds is a copy-on-write fault for every sample it forks)."""
+
+SERVER_MODULES = (report, oracles, compare, asserts, cleanup, link, judge, server)
+"""The rest of the server's program, run after the zygote's modules in the same namespace."""
+
+SERVER_SOURCES = tuple(Path(module.__file__).read_bytes() for module in (*ZYGOTE_MODULES, *SERVER_MODULES))
+"""The program the sandbox's interpreter runs (``framing.BOOTSTRAP`` reads it); sent on its
+stdin: nothing is mounted for it."""
 
 STARTUP_TIMEOUT_S = 60.0
 """Seconds a new sandbox may take to say it is ready (bwrap, the interpreter, the zygote's
-imports: about 0.3 s here)."""
+imports; docs/sandbox.md has how long it takes)."""
 
 HOST_GRACE_S = 15.0
 """Seconds past a job's own deadline before the host gives up on the sandbox and kills it (the
@@ -67,10 +77,6 @@ class SandboxDied(Exception):
     """The sandbox closed its channel in the middle of a job."""
 
 
-def _frame(payload: bytes) -> bytes:
-    return len(payload).to_bytes(4, "big") + payload
-
-
 class ForkServer:
     """A warm sandbox (boundary.api.types.Sandbox): one job at a time, plans sent once per sandbox."""
 
@@ -106,11 +112,12 @@ class ForkServer:
         except Exception as exc:  # noqa: BLE001 - whatever the backend raised, in one line
             raise GradingError(self._backend.explain(None, f"{type(exc).__name__}: {exc}")) from None
         try:
-            channel.write(len(SERVER_SOURCES).to_bytes(4, "big") + b"".join(map(_frame, SERVER_SOURCES)))
-            channel.write(_frame(pickle.dumps(self._backend.server_config(), protocol=5)))
-            hello = json.loads(self._read(channel, time.monotonic() + STARTUP_TIMEOUT_S))
-        except (ChannelClosed, ChannelTimeout, ValueError) as exc:
-            problem = "it did not answer in time" if isinstance(exc, ChannelTimeout) else "it exited"
+            channel.write(bundle(SERVER_SOURCES))
+            config = {**self._backend.server_config(), "zygote_sources": len(ZYGOTE_MODULES)}
+            channel.write(frame(pickle.dumps(config, protocol=5)))
+            hello = json.loads(read_frame(channel.read_exact, time.monotonic() + STARTUP_TIMEOUT_S, None))
+        except (Closed, Timeout, ValueError) as exc:
+            problem = "it did not answer in time" if isinstance(exc, Timeout) else "it exited"
             message = self._backend.explain(channel, problem)
             channel.close()
             raise GradingError(message) from None
@@ -123,7 +130,7 @@ class ForkServer:
         self._jobs = 0
         self.starts += 1
 
-    def run(self, job: CodeJob) -> dict[str, Any]:
+    def run(self, job: CodeJob) -> Report:
         """The sandbox's report on ``job``. A sandbox that dies during a job is restarted and
         the job tried once more; a second death is the sample's doing and fails it."""
         if self._channel is None or self._jobs >= self.options.recycle_samples or not self._channel.alive():
@@ -134,25 +141,25 @@ class ForkServer:
             except SandboxDied:
                 self.stop()
                 if attempt == 2:
-                    return _failure("crashed", "the sandbox died while running the sample (twice)")
+                    return sample_failure("crashed", "crashed", "the sandbox died while running the sample (twice)")
                 self.start()
-            except ChannelTimeout:
+            except Timeout:
                 self.stop()
-                return {"status": "error", "error": f"the sandbox did not answer within {host_wait_s(job):g}s"}
+                return grading_error(f"the sandbox did not answer within {host_wait_s(job):g}s")
         raise AssertionError("unreachable")
 
     def ping(self) -> dict[str, Any]:
         if self._channel is None:
             self.start()
         assert self._channel is not None
-        self._channel.write(_frame(pickle.dumps({"op": "ping"})))
-        return json.loads(self._read(self._channel, time.monotonic() + 30))
+        self._channel.write(frame(pickle.dumps({"op": "ping"})))
+        return json.loads(read_frame(self._channel.read_exact, time.monotonic() + 30, None))
 
     def stop(self) -> None:
         if self._channel is not None:
             try:
-                self._channel.write(_frame(pickle.dumps({"op": "exit"})))
-            except ChannelClosed:
+                self._channel.write(frame(pickle.dumps({"op": "exit"})))
+            except Closed:
                 pass
             self._channel.close()
             self._channel = None
@@ -170,50 +177,39 @@ class ForkServer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _exchange(self, job: CodeJob) -> dict[str, Any]:
+    def _exchange(self, job: CodeJob) -> Report:
         assert self._channel is not None
         message: dict[str, Any] = {
             "op": "job", "id": next(self._ids), "plan_key": job.plan_key, "program": job.program,
             "timeout_s": job.timeout_s, "record": job.record, "all_tests": job.all_tests,
         }
         if self._compiles:
-            code, message["loaded"] = candidate_module.compile_program(job.program, job.plan.get("mode") != "stdio")
+            code, message["loaded"] = compile_program(job.program, job.plan.get("mode") != "stdio")
             message["code"] = marshal.dumps(code) if code is not None else None
         if job.plan_key not in self._plans:
             message["plan"] = dict(job.plan)
         reply = self._send(message, host_wait_s(job))
-        if "need_plan" in reply:  # the server's plan cache dropped it
+        if reply.need_plan is not None:  # the server's plan cache dropped it
             message["plan"] = dict(job.plan)
             reply = self._send(message, host_wait_s(job))
         self._plans.add(job.plan_key)
         self._jobs += 1
-        if reply.pop("restart", False):  # the sample left the sandbox unusable: the next one gets a new one
+        if reply.restart:  # the sample left the sandbox unusable: the next one gets a new one
+            reply.restart = False
             self.stop()
         return reply
 
-    def _send(self, message: dict[str, Any], wait_s: float) -> dict[str, Any]:
+    def _send(self, message: dict[str, Any], wait_s: float) -> Report:
         assert self._channel is not None
         try:
-            self._channel.write(_frame(pickle.dumps(message, protocol=5)))
-            return json.loads(self._read(self._channel, time.monotonic() + wait_s))
-        except ChannelClosed:
+            self._channel.write(frame(pickle.dumps(message, protocol=5)))
+            return Report.decode(read_frame(self._channel.read_exact, time.monotonic() + wait_s, None))
+        except Closed:
             raise SandboxDied from None
-
-    @staticmethod
-    def _read(channel: Channel, deadline: float) -> bytes:
-        size = int.from_bytes(channel.read_exact(4, deadline), "big")
-        return channel.read_exact(size, deadline)
 
 
 def host_wait_s(job: CodeJob) -> float:
     """Seconds the host waits for a job's answer: its budget, and a second try with limits up
     to ``RETRY_MAX_SCALE`` times larger for a sample that timed out (reference runs get none)."""
-    tries = 1 if job.record else 1 + server_module.RETRY_MAX_SCALE
+    tries = 1 if job.record else 1 + RETRY_MAX_SCALE
     return job.timeout_s * tries + HOST_GRACE_S
-
-
-def _failure(status: str, message: str) -> dict[str, Any]:
-    return {
-        "status": status, "tests": {}, "passed": 0, "total": 0, "error": None,
-        "first_failure": {"group": None, "test": None, "outcome": status, "message": message},
-    }

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from boundary.workers.sandbox.candidate import BOOTSTRAP
-from boundary.workers.sandbox.channel import ChannelClosed, wait_readable
+from boundary.workers.sandbox.framing import BOOTSTRAP, Closed, wait_readable
 from boundary.workers.sandbox.options import SANDBOX_ENV, SandboxOptions
 
 USER = "65534:65534"
@@ -71,7 +70,7 @@ class DockerChannel:
             self._sock.sendall(data)
         except OSError as exc:
             self._open = False
-            raise ChannelClosed(str(exc)) from None
+            raise Closed(str(exc)) from None
 
     def read_exact(self, size: int, deadline: float) -> bytes:
         while len(self._stdout) < size:
@@ -95,7 +94,7 @@ class DockerChannel:
             chunk = self._sock.recv(min(size, 1 << 20))
             if not chunk:
                 self._open = False
-                raise ChannelClosed("the container exited")
+                raise Closed("the container exited")
             chunks.append(chunk)
             size -= len(chunk)
         return b"".join(chunks)

@@ -1,16 +1,6 @@
-"""The interpreter a bubblewrap sandbox runs, and what of its installation the sandbox sees:
-the binary, the standard library (``lib-dynload`` included) and the shared libpython it links,
-never the installed packages (site-packages, dist-packages: pip, pytest, requests...); the
-packages a sandbox may import are mounted on their own (``bwrap.package_binds``).
-
-An interpreter outside /usr (pyenv's, a venv's base, a build in /opt) is mounted at a fixed
-place, ``PYTHON_DIR`` (``bin/python3.X``, ``lib/python3.X``): CPython finds its prefix from the
-binary's location (getpath: the first folder above ``bin`` holding ``lib/python3.X/os.py``), so
-no PYTHONHOME is needed. Its libpython is mounted in ``LIBRARY_DIR`` and found there through
-LD_LIBRARY_PATH (the binary's RUNPATH names a host path, which does not exist inside). A /usr
-interpreter is seen where it is, /usr being mounted whole; either way every package folder
-under /usr is covered by an empty read-only tmpfs.
-"""
+"""The interpreter a bubblewrap sandbox runs, and what of its installation the sandbox sees: the
+binary, the standard library and its libpython, never the installed packages. How an
+interpreter outside /usr is mounted: docs/sandbox.md."""
 
 from __future__ import annotations
 

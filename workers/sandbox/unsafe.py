@@ -10,8 +10,8 @@ import tempfile
 from typing import Any
 
 from boundary.workers.sandbox.channel import ProcessChannel
+from boundary.workers.sandbox.framing import BOOTSTRAP
 from boundary.workers.sandbox.options import SANDBOX_ENV, SandboxOptions
-from boundary.workers.sandbox.candidate import BOOTSTRAP
 
 
 class UnsafeBackend:

@@ -1,47 +1,9 @@
 """Plain values from the candidate to the judge, in a tagged encoding. Standard library only.
+The decoder executes nothing, sets no attribute and imports nothing; anything it cannot read
+raises ``Undecodable``. Why not pickle or marshal, and the wire format: docs/sandbox.md.
 
-A candidate's return values cross into the judge, which compares them with the expected ones.
-They used to cross as pickles, decoded by a restricted unpickler; that is not enough: pickle's
-BUILD opcode calls ``setattr`` (or updates ``__dict__``) on whatever object the stream built, so
-a hostile candidate could send ``GLOBAL collections.Counter; BUILD (None, {'__eq__': str})`` and
-patch ``Counter.__eq__`` inside the judge, and a wrong answer passed. ``marshal`` is no answer
-either: its documentation says it is not secure against erroneous or maliciously constructed
-data. This encoding's decoder (``decode_value``) executes nothing, sets no attribute, imports
-nothing: it reads tags and lengths, checks each length against the bytes left before slicing,
-and builds every value with the judge's own builtin and standard-library classes. Anything it
-cannot read raises ``Undecodable`` and nothing else. The encoder (``encode_value``) runs in the
-untrusted process, so it is a convenience for honest code (numpy values become plain ones,
-anything else raises ``Unencodable``), not a defence.
-
-This text is also sent into the sandbox and run in one namespace with ``candidate`` and
-``server`` (before them): no relative imports, and no top-level name either of them defines
-(private names start with ``_value_``).
-
-Wire format, little-endian; a value is one tag byte and what that tag says follows::
-
-    N  None             T  True              F  False
-    i  int, 8-byte signed                    I  int: sign byte (0 +, 1 -), u32 n, n magnitude bytes
-    f  float, 8-byte IEEE                    c  complex, two 8-byte IEEE
-    s  str: u32 n, n bytes of UTF-8 (surrogatepass)     b  bytes / B  bytearray: u32 n, n bytes
-    l  list / t  tuple / u  set / U  frozenset: u32 n, then n values
-    d  dict / C  Counter / O  OrderedDict: u32 n, then n pairs (key value)
-    D  defaultdict: factory byte (index into ``_VALUE_FACTORIES``), u32 n, n pairs
-    q  deque: i64 maxlen (-1: none), u32 n, n values
-    P  packed: container byte (l t u U), element byte, u32 n, then the n elements: for q
-       (8-byte ints) and d (8-byte floats) 8n bytes; for s (strs) u32 m and m bytes of UTF-8,
-       the strs joined by NULs (none holds one). A list of 10,000 ints is one slice.
-    r  range: start, stop, step, each an ``i`` or ``I`` value
-    m  decimal.Decimal: u32 n, n ASCII bytes of its str (checked against a strict pattern)
-    x  date: u16 year, u8 month, u8 day
-    h  time: u8 hour, minute, second, u32 microsecond, u8 fold, zone
-    X  datetime: u16 year, u8 month, day, hour, minute, second, u32 microsecond, u8 fold, zone
-    g  timedelta: i32 days, i32 seconds, i32 microseconds
-    z  timezone: zone (never 0)
-    zone: u8 0 (none) | 1, timedelta fields (offset) | 2, timedelta fields, u32 n, n bytes (name)
-
-Nesting (containers inside containers) is at most ``VALUE_MAX_DEPTH``; shared references are
-not kept (a list appearing twice decodes as two equal lists) and cycles are Unencodable.
-"""
+Its text also runs in the sandbox's one namespace with the other in-sandbox modules: its
+private names start with ``_value_``."""
 
 from __future__ import annotations
 
