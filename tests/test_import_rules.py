@@ -67,3 +67,13 @@ def test_nothing_imports_the_folders_by_their_bare_names() -> None:
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
             found += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names if n.split(".")[0] in bare]
     assert not found, found
+
+
+def test_the_stdlib_contract_covers_every_module_sent_into_the_sandbox() -> None:
+    import tomllib
+
+    from boundary.workers.sandbox.client import SERVER_MODULES, ZYGOTE_MODULES
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (contract,) = [c for c in config if c["type"] == "stdlib_only"]
+    assert sorted(contract["source_modules"]) == sorted(m.__name__ for m in (*ZYGOTE_MODULES, *SERVER_MODULES))
