@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextCol
 from rich.table import Table
 
 from boundary.api.autoscale import QueueView
-from boundary.api.passk import k_grid
+from boundary.api.analysis.estimator import k_grid
 from boundary.api.report import RunReport
 from boundary.api.status import RunStatus
 from boundary.api.types import ProgressFn

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from boundary.api.analysis.passk import per_problem
 from boundary.api.db import schema
-from boundary.api.passk import k_grid
+from boundary.api.analysis.estimator import k_grid
 
 
 def normalize(answer: str | None) -> str:

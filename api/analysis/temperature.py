@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from boundary.api.analysis.passk import largest_k, passk_table
 from boundary.api.analysis.runs import RunInfo
-from boundary.api.passk import k_grid
+from boundary.api.analysis.estimator import k_grid
 
 
 @dataclass(frozen=True)
