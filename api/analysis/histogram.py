@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from boundary.api.analysis.runs import RunInfo, run_infos
+from boundary.api.db import Database
+
 BINS = 10
 
 _ACCURACY = """
@@ -53,3 +56,10 @@ def histograms(session: Session, run_ids: Sequence[int]) -> list[Histogram]:
         never = sum(1 for _, c in by_run[run_id] if c == 0)
         out.append(Histogram(run_id, counts, never, len(by_run[run_id])))
     return out
+
+
+def load_histograms(db: Database, run_ids: Sequence[int] = ()) -> tuple[list[RunInfo], list[Histogram]]:
+    """The runs asked for (default: all) and their histograms, in the same order."""
+    with db.session() as session:
+        runs = run_infos(session, run_ids)
+        return runs, histograms(session, [r.run_id for r in runs])

@@ -7,9 +7,10 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from boundary.api import __version__, plots
+from boundary.api import __version__
 from boundary.api.analysis.bundle import Analysis
 from boundary.api.db.schema import utcnow
+from boundary.api.render import plots
 
 STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -53,9 +54,7 @@ def _passk_section(a: Analysis) -> str:
     out = ["<h2>pass@k</h2><p class='note'>Unbiased estimator, averaged over problems; 95% bootstrap intervals "
            "over problems in brackets.</p>"]
     for bench in a.benchmarks():
-        runs = [r for r in a.runs if f"{r.benchmark} v{r.benchmark_version}" == bench]
-        ids = {r.run_id for r in runs}
-        table = [p for p in a.passk if p.run_id in ids]
+        runs, table = a.on_benchmark(bench)
         ks = sorted({p.k for p in table})
         cell = {(p.run_id, p.k): p for p in table}
         rows = []
@@ -78,7 +77,7 @@ def _solvable_section(a: Analysis) -> str:
     for bench, s in a.solvable.items():
         out.append(f"<h3>{escape(bench)}: {escape(s.first)} vs {escape(s.second)}</h3>")
         rows = [[escape(label), str(len(keys)), f"{100 * len(keys) / s.total:.1f}" if s.total else "–"]
-                for label, keys in ((f"both", s.both), (f"{s.first} only", s.only_first),
+                for label, keys in (("both", s.both), (f"{s.first} only", s.only_first),
                                     (f"{s.second} only", s.only_second), ("neither", s.neither))]
         out.append(_table(["solved by", "problems", "%"], rows, left=1))
         for label, keys in ((f"{s.first} only", s.only_first), (f"{s.second} only", s.only_second), ("neither", s.neither)):

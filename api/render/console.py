@@ -1,4 +1,4 @@
-"""Terminal output: progress bars on stderr and the pass@k table."""
+"""Terminal output: the consoles, progress bars on stderr, and the pass@k, status and queue tables."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from datetime import timedelta
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress_bar import ProgressBar
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeElapsedColumn
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from boundary.api.autoscale import QueueView
 from boundary.api.analysis.estimator import k_grid
-from boundary.api.report import RunReport
+from boundary.api.analysis.report import RunReport
+from boundary.api.autoscale import QueueView
 from boundary.api.status import RunStatus
 from boundary.api.types import ProgressFn
 
