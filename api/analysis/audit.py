@@ -76,7 +76,9 @@ class GuessRow:
         return asdict(self)
 
 
-def guess_baseline(session: Session, run_id: int, k: int | None = None, margin: float = 0.05) -> tuple[int, list[GuessRow]]:
+def guess_baseline(
+    session: Session, run_id: int, k: int | None = None, margin: float = 0.05
+) -> tuple[int, list[GuessRow]]:
     """Per problem of the run: its pass@k and the chance baseline's, at ``k`` (default: the
     largest k). A problem is flagged when the model beats guessing by less than ``margin``."""
     rows = session.execute(
@@ -123,7 +125,9 @@ class Audit:
                              for rid, (k, rows) in self.baselines.items()}}
 
 
-def load_audit(db: Database, run_ids: Sequence[int] = (), per_run: int = 20, seed: int = 0, k: int | None = None) -> Audit:
+def load_audit(
+    db: Database, run_ids: Sequence[int] = (), per_run: int = 20, seed: int = 0, k: int | None = None
+) -> Audit:
     """The audit of the runs asked for (default: all)."""
     with db.session() as session:
         runs = run_infos(session, run_ids)

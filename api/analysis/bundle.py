@@ -43,7 +43,9 @@ class Analysis:
         return runs, [p for p in self.passk if p.run_id in ids]
 
 
-def analyse(session: Session, run_ids: Sequence[int] = (), benchmark: str | None = None, resamples: int = 1000) -> Analysis:
+def analyse(
+    session: Session, run_ids: Sequence[int] = (), benchmark: str | None = None, resamples: int = 1000
+) -> Analysis:
     runs = run_infos(session, run_ids, benchmark)
     graded = largest_k(session, [r.run_id for r in runs])
     runs = [r for r in runs if r.run_id in graded]

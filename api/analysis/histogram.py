@@ -34,7 +34,8 @@ class Histogram:
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "bins": [round(i / BINS, 1) for i in range(BINS)], "counts": self.counts,
-                "never_solved": self.never_solved, "never_solved_share": self.never_solved_share, "problems": self.problems}
+                "never_solved": self.never_solved, "never_solved_share": self.never_solved_share,
+                "problems": self.problems}
 
 
 def accuracy_bin(n: int, c: int) -> int:

@@ -88,7 +88,9 @@ def largest_k(session: Session, run_ids: Sequence[int], problem_ids: Sequence[in
     return {r.run_id: int(r.n_min) for r in _execute(session, sql, run_ids, problem_ids)}
 
 
-def check_ks(session: Session, run_ids: Sequence[int], ks: Sequence[int], problem_ids: Sequence[int] | None = None) -> None:
+def check_ks(
+    session: Session, run_ids: Sequence[int], ks: Sequence[int], problem_ids: Sequence[int] | None = None
+) -> None:
     """Refuse k < 1, or a k some run cannot support (naming the largest possible k)."""
     limits = largest_k(session, run_ids, problem_ids)
     for k in ks:
@@ -98,7 +100,9 @@ def check_ks(session: Session, run_ids: Sequence[int], ks: Sequence[int], proble
             if run_id not in limits:
                 raise ConfigError(f"run {run_id} has no graded samples yet")
             if k > limits[run_id]:
-                raise ConfigError(f"k={k} is larger than run {run_id} allows: the largest possible k is {limits[run_id]}")
+                raise ConfigError(
+                    f"k={k} is larger than run {run_id} allows: the largest possible k is {limits[run_id]}"
+                )
 
 
 @dataclass(frozen=True)

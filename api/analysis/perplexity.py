@@ -64,7 +64,9 @@ def perplexities(session: Session, scorer_id: int, run_ids: Sequence[int] | None
     return out
 
 
-def load_perplexities(db: Database, scorer: str, run_ids: Sequence[int] = (), required: bool = True) -> list[Distribution]:
+def load_perplexities(
+    db: Database, scorer: str, run_ids: Sequence[int] = (), required: bool = True
+) -> list[Distribution]:
     """The distributions under the model named ``scorer`` (of the runs asked for, default: all
     it scored); an unknown scorer is ``NotFound``, and so are no scores when ``required``."""
     with db.session() as session:

@@ -50,7 +50,9 @@ class RunReport:
         return out
 
 
-def problem_counts(session: Session, run_id: int, problem_ids: Sequence[int] | None = None) -> dict[int, tuple[int, int]]:
+def problem_counts(
+    session: Session, run_id: int, problem_ids: Sequence[int] | None = None
+) -> dict[int, tuple[int, int]]:
     """(graded samples, correct samples) per problem of the run, samples beyond ``n`` excluded."""
     run = session.get(schema.Run, run_id)
     correct = func.sum(case((schema.Verdict.correct, 1), else_=0)).cast(Integer)
@@ -113,7 +115,9 @@ def run_report(session: Session, run_id: int, problem_ids: Sequence[int] | None 
     )
 
 
-def reports(session: Session, run_ids: Sequence[int] = (), model: str | None = None, benchmark: str | None = None) -> list[RunReport]:
+def reports(
+    session: Session, run_ids: Sequence[int] = (), model: str | None = None, benchmark: str | None = None
+) -> list[RunReport]:
     """The reports of the runs that match (runs.find_runs), oldest first."""
     return [run_report(session, rid) for rid in find_runs(session, run_ids, model=model, benchmark=benchmark)]
 

@@ -24,11 +24,13 @@ def rows(session: Session, run_ids: Sequence[int]) -> Iterator[dict[str, Any]]:
     """Every sample of the runs, with its verdict (None where not graded yet)."""
     query = (
         select(
-            schema.Sample.run_id, schema.Model.name.label("model"), schema.Model.role, schema.Benchmark.name.label("benchmark"),
-            schema.Benchmark.version.label("benchmark_version"), schema.Run.temperature, schema.Problem.key.label("problem"),
-            schema.Sample.sample_index, schema.Sample.text, schema.Sample.num_tokens, schema.Sample.finish_reason,
-            schema.Sample.cumulative_logprob, schema.Verdict.correct, schema.Verdict.extracted_answer, schema.Verdict.grader,
-            schema.Verdict.grader_version, schema.Verdict.error.label("grading_error"), schema.Problem.answer.label("reference"),
+            schema.Sample.run_id, schema.Model.name.label("model"), schema.Model.role,
+            schema.Benchmark.name.label("benchmark"), schema.Benchmark.version.label("benchmark_version"),
+            schema.Run.temperature, schema.Problem.key.label("problem"), schema.Sample.sample_index, schema.Sample.text,
+            schema.Sample.num_tokens, schema.Sample.finish_reason, schema.Sample.cumulative_logprob,
+            schema.Verdict.correct, schema.Verdict.extracted_answer, schema.Verdict.grader,
+            schema.Verdict.grader_version, schema.Verdict.error.label("grading_error"),
+            schema.Problem.answer.label("reference"),
         )
         .join(schema.Run, schema.Run.id == schema.Sample.run_id)
         .join(schema.Model, schema.Model.id == schema.Run.model_id)

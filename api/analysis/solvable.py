@@ -84,7 +84,9 @@ def load_solvable(db: Database, run_ids: Sequence[int] = (), benchmark: str | No
         runs = run_infos(session, run_ids, benchmark)
         versions = {(r.benchmark, r.benchmark_version) for r in runs}
         if len(versions) != 1:
-            raise ConfigError(f"the runs cover {len(versions)} benchmark versions: choose one with --benchmark or --run")
+            raise ConfigError(
+                f"the runs cover {len(versions)} benchmark versions: choose one with --benchmark or --run"
+            )
         return solvable_sets(session, [r.run_id for r in runs], first, second)
 
 

@@ -39,7 +39,8 @@ class Sweep:
     def to_dict(self) -> dict:
         return {
             "model": self.model, "benchmark": self.benchmark, "template": self.template,
-            "pass_at_k": {str(t): {str(k): v for k, v in row.items()} for t, row in sorted(self.by_temperature.items())},
+            "pass_at_k": {str(t): {str(k): v for k, v in row.items()}
+                          for t, row in sorted(self.by_temperature.items())},
             "envelope": {str(k): {"pass_at_k": v, "temperature": t} for k, (v, t) in self.envelope().items()},
         }
 
@@ -69,7 +70,9 @@ def sweeps(session: Session, runs: Sequence[RunInfo]) -> list[Sweep]:
     return out
 
 
-def load_sweeps(db: Database, run_ids: Sequence[int] = (), benchmark: str | None = None, required: bool = True) -> list[Sweep]:
+def load_sweeps(
+    db: Database, run_ids: Sequence[int] = (), benchmark: str | None = None, required: bool = True
+) -> list[Sweep]:
     """The sweeps among the runs asked for (default: all); none is an error when ``required``."""
     with db.session() as session:
         items = sweeps(session, run_infos(session, run_ids, benchmark))

@@ -53,12 +53,15 @@ def _runs_option(f: Callable) -> Callable:
 @click.option("--ci", is_flag=True, help="Add 95% bootstrap intervals over problems.")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per run.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per (run, k).")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full report as one HTML file.")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), help="Write the figures (PNG and SVG) here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the full report as one HTML file.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the figures (PNG and SVG) here.")
 @database_option
 @click.pass_context
-def report(ctx: click.Context, run_ids: tuple[int, ...], model: str | None, benchmark: str | None, ci: bool, as_json: bool,
-           as_csv: bool, html_path: Path | None, plots_dir: Path | None, database_url: str | None) -> None:
+def report(ctx: click.Context, run_ids: tuple[int, ...], model: str | None, benchmark: str | None, ci: bool,
+           as_json: bool, as_csv: bool, html_path: Path | None, plots_dir: Path | None,
+           database_url: str | None) -> None:
     """pass@k and coverage (pass@n) of stored runs; with --html, every analysis in one file.
     Runs whose problems are not all fully graded are labelled partial."""
     if ctx.invoked_subcommand is not None:
@@ -90,7 +93,8 @@ def report(ctx: click.Context, run_ids: tuple[int, ...], model: str | None, benc
         stdout().print(passk_table(found.reports, found.intervals))
 
 
-@report.command("solvable", epilog="\b\nExamples:\n  boundary report solvable --benchmark math500\n  boundary report solvable --second distilled --list")
+@report.command("solvable", epilog="\b\nExamples:\n  boundary report solvable --benchmark math500\n"
+                "  boundary report solvable --second distilled --list")
 @_runs_option
 @click.option("--benchmark", help="Benchmark name (needed when runs of several benchmarks are stored).")
 @click.option("--first", default="base", show_default=True, help="First role.")
@@ -99,7 +103,8 @@ def report(ctx: click.Context, run_ids: tuple[int, ...], model: str | None, benc
 @click.option("--json", "as_json", is_flag=True)
 @database_option
 @click.pass_obj
-def solvable(obj: dict, database_url: str | None, run_ids: tuple[int, ...], benchmark: str | None, first: str, second: str, show_list: bool, as_json: bool) -> None:
+def solvable(obj: dict, database_url: str | None, run_ids: tuple[int, ...], benchmark: str | None, first: str,
+             second: str, show_list: bool, as_json: bool) -> None:
     """Problems solved by both roles, by one only, or by neither (Yue et al. Tables 4-5)."""
     from boundary.api.analysis.solvable import load_solvable
     from boundary.api.render import text
@@ -147,7 +152,8 @@ def gap(obj: dict, database_url: str | None, rl_run: int, base_run: int, k: int,
 @click.option("--json", "as_json", is_flag=True)
 @database_option
 @click.pass_obj
-def temperature(obj: dict, database_url: str | None, run_ids: tuple[int, ...], benchmark: str | None, as_json: bool) -> None:
+def temperature(obj: dict, database_url: str | None, run_ids: tuple[int, ...], benchmark: str | None,
+                as_json: bool) -> None:
     """pass@k per temperature for runs that differ only in temperature, and the best per k."""
     from boundary.api.analysis.temperature import load_sweeps
     from boundary.api.render import text
@@ -173,7 +179,8 @@ def perplexity(obj: dict, database_url: str | None, scorer: str, run_ids: tuple[
     _emit(as_json, [d.to_dict() for d in items], lambda: text.perplexities(items))
 
 
-@click.command(epilog="\b\nExamples:\n  boundary audit --run 4 --per-run 25 --output review.jsonl\n  boundary audit --json")
+@click.command(epilog="\b\nExamples:\n  boundary audit --run 4 --per-run 25 --output review.jsonl\n"
+               "  boundary audit --json")
 @_runs_option
 @click.option("--per-run", type=int, default=20, show_default=True, help="Correct samples to draw per run for review.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed picks the same samples.")
@@ -198,9 +205,11 @@ def audit(run_ids: tuple[int, ...], per_run: int, seed: int, k: int | None, outp
     _emit(as_json, result.to_dict(output), lambda: text.audit(result, output))
 
 
-@click.command(epilog="\b\nExamples:\n  boundary export --run 3 --output run3.parquet\n  boundary export --output all.csv")
+@click.command(epilog="\b\nExamples:\n  boundary export --run 3 --output run3.parquet\n"
+               "  boundary export --output all.csv")
 @_runs_option
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write (.csv, .jsonl or .parquet).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (.csv, .jsonl or .parquet).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), help="Default: from the file name.")
 @database_option
 def export(run_ids: tuple[int, ...], output: Path, fmt: str | None, database_url: str | None) -> None:

@@ -81,7 +81,8 @@ def _parquet(items: Iterator[dict], path: Path) -> int:
         ("benchmark_version", pa.int64()), ("temperature", pa.float64()), ("problem", pa.string()),
         ("sample_index", pa.int64()), ("text", pa.string()), ("num_tokens", pa.int64()), ("finish_reason", pa.string()),
         ("cumulative_logprob", pa.float64()), ("correct", pa.bool_()), ("extracted_answer", pa.string()),
-        ("grader", pa.string()), ("grader_version", pa.string()), ("grading_error", pa.string()), ("reference", pa.string()),
+        ("grader", pa.string()), ("grader_version", pa.string()), ("grading_error", pa.string()),
+        ("reference", pa.string()),
     ])
     count = 0
     with pq.ParquetWriter(path, schema) as writer:

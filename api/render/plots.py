@@ -81,8 +81,8 @@ def accuracy_histograms(runs: Sequence[RunInfo], histograms: Sequence[Histogram]
         ax.bar([i / BINS + 0.05 for i in range(BINS)], h.counts, width=0.09, color=style["color"])
         ax.set_xlabel("accuracy")
         ax.set_xlim(0, 1)
-        ax.set_title(f"{run.model}, {run.benchmark} T={run.temperature:g}\nnever solved: {100 * h.never_solved_share:.0f}%",
-                     fontsize=8)
+        ax.set_title(f"{run.model}, {run.benchmark} T={run.temperature:g}\n"
+                     f"never solved: {100 * h.never_solved_share:.0f}%", fontsize=8)
     axes[0][0].set_ylabel("problems")
     fig.tight_layout()
     return fig

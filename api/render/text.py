@@ -40,8 +40,9 @@ def histograms(runs: Sequence[RunInfo], items: Sequence[Histogram]) -> str:
 
 
 def gap(result: Gap) -> str:
-    return _lines([f"dSE = {100 * result.rl_pass_at_1:.1f} (run {result.rl_run}, pass@1) - {100 * result.base_pass_at_k:.1f} "
-                   f"(run {result.base_run}, pass@{result.k}) = {100 * result.delta:+.1f} points"])
+    return _lines([f"dSE = {100 * result.rl_pass_at_1:.1f} (run {result.rl_run}, pass@1) - "
+                   f"{100 * result.base_pass_at_k:.1f} (run {result.base_run}, pass@{result.k}) = "
+                   f"{100 * result.delta:+.1f} points"])
 
 
 def sweeps(items: Sequence[Sweep]) -> str:
@@ -73,8 +74,8 @@ def audit(result: Audit, output: Path | None = None) -> str:
     for r in result.runs:
         k, rows = result.baselines[r.run_id]
         flagged = [g.problem for g in rows if g.indistinguishable]
-        lines.append(f"run {r.run_id} {r.label}: pass@{k} no better than guessing on {len(flagged)} of {len(rows)} problems"
-                     + (f": {', '.join(flagged[:20])}" if flagged else ""))
+        lines.append(f"run {r.run_id} {r.label}: pass@{k} no better than guessing on {len(flagged)} of {len(rows)} "
+                     "problems" + (f": {', '.join(flagged[:20])}" if flagged else ""))
     lines.append(f"review set: {len(result.review)} correct samples"
                  + (f" written to {output}" if output else " (use --output FILE)"))
     return _lines(lines)
