@@ -20,7 +20,7 @@ from rich.console import Console
 
 from boundary.api.autoscale import Policy, QueuePolicy
 from boundary.api.cli import cli
-from boundary.api.console import queues_table
+from boundary.api.render.console import queues_table
 from boundary.api.db import Database
 from boundary.api.status import statuses
 from tests.test_fleet import BOUNDARY, Fleet, assert_exactly, fleet, wait_until, write_experiment  # noqa: F401

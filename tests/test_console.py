@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.progress import Progress
 
-from boundary.api.console import PhaseBars, phase_rate
+from boundary.api.render.console import PhaseBars, phase_rate
 
 
 class Clock:

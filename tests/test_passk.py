@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from boundary.api.errors import ConfigError
-from boundary.api.passk import k_grid, mean_pass_at_k, pass_at_k
+from boundary.api.analysis.estimator import k_grid, mean_pass_at_k, pass_at_k
 
 
 def numpy_reference(n: int, c: int, k: int) -> float:

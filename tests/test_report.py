@@ -9,8 +9,9 @@ import io
 import numpy as np
 import pytest
 
+from boundary.api.analysis.report import reports, run_report
 from boundary.api.db import Database, schema
-from boundary.api.report import reports, run_report, to_csv
+from boundary.api.render.export import to_csv
 from tests.test_passk import numpy_reference
 
 
@@ -92,7 +93,7 @@ def test_ungraded_samples_make_a_run_partial(database: Database) -> None:
 
 
 def test_unknown_run_is_an_error(database: Database) -> None:
-    from boundary.api.errors import ConfigError
+    from boundary.api.errors import NotFound
 
-    with database.session() as s, pytest.raises(ConfigError, match="no run with id 42"):
+    with database.session() as s, pytest.raises(NotFound, match="no run with id 42"):
         reports(s, [42])

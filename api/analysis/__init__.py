@@ -1,4 +1,3 @@
-"""Analyses of the reasoning boundary, computed from stored samples and verdicts with SQL
-that runs unchanged on PostgreSQL and SQLite: pass@k with confidence intervals, solvable sets
-by role, accuracy histograms, the sampling-efficiency gap, temperature sweeps, perplexity of
-samples under another model, and a lucky-guess audit."""
+"""Computing reports: pass@k (in SQL, with its Python reference estimator), run reports,
+solvable sets, accuracy histograms, the sampling-efficiency gap, temperature sweeps, perplexity
+and the lucky-guess audit, from the stored samples and verdicts. Rendering is in render/."""

@@ -1,12 +1,5 @@
-"""The lucky-guess audit. Two questions a reader of a pass@k curve at large k should ask:
-
-- Are the correct samples really reasoned? ``review_set`` draws a reproducible random set of
-  correct samples per model, with problem, reference and completion, for a person to read.
-- Would guessing have done as well? ``guess_baseline`` gives, per problem, the pass@k of a
-  guesser that ignores the problem and draws answers from the model's own answer distribution
-  (the frequencies of its extracted answers over all its samples on the benchmark). Where the
-  model's pass@k is no better than that, large-k success says little about reasoning.
-"""
+"""The lucky-guess audit: a reproducible review set of correct samples per run, and per problem
+the pass@k of guessing from the model's own answer distribution (why: docs/reports.md)."""
 
 from __future__ import annotations
 
@@ -19,9 +12,10 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from boundary.api.analysis.estimator import k_grid
 from boundary.api.analysis.passk import per_problem
-from boundary.api.db import schema
-from boundary.api.passk import k_grid
+from boundary.api.analysis.runs import RunInfo, run_infos
+from boundary.api.db import Database, schema
 
 
 def normalize(answer: str | None) -> str:
@@ -82,7 +76,9 @@ class GuessRow:
         return asdict(self)
 
 
-def guess_baseline(session: Session, run_id: int, k: int | None = None, margin: float = 0.05) -> tuple[int, list[GuessRow]]:
+def guess_baseline(
+    session: Session, run_id: int, k: int | None = None, margin: float = 0.05
+) -> tuple[int, list[GuessRow]]:
     """Per problem of the run: its pass@k and the chance baseline's, at ``k`` (default: the
     largest k). A problem is flagged when the model beats guessing by less than ``margin``."""
     rows = session.execute(
@@ -109,3 +105,31 @@ def guess_baseline(session: Session, run_id: int, k: int | None = None, margin: 
         out.append(GuessRow(problems[pid].key, problems[pid].answer, values[pid], chance, p_guess,
                             values[pid] > 0 and values[pid] - chance < margin))
     return k, out
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What `boundary audit` shows: per run, the review set and the guessing baseline (k, rows)."""
+
+    runs: list[RunInfo]
+    review: list[ReviewItem]
+    baselines: dict[int, tuple[int, list[GuessRow]]]
+
+    def review_records(self) -> list[dict]:
+        return [asdict(item) for item in self.review]
+
+    def to_dict(self, output: object | None = None) -> dict:
+        """The review set itself, or where it was written (``output``), and the baselines."""
+        return {"review": self.review_records() if not output else str(output),
+                "baseline": {str(rid): {"k": k, "problems": [g.to_dict() for g in rows]}
+                             for rid, (k, rows) in self.baselines.items()}}
+
+
+def load_audit(
+    db: Database, run_ids: Sequence[int] = (), per_run: int = 20, seed: int = 0, k: int | None = None
+) -> Audit:
+    """The audit of the runs asked for (default: all)."""
+    with db.session() as session:
+        runs = run_infos(session, run_ids)
+        review = review_set(session, [r.run_id for r in runs], per_run, seed)
+        return Audit(runs, review, {r.run_id: guess_baseline(session, r.run_id, k) for r in runs})

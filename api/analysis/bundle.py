@@ -1,4 +1,4 @@
-"""Every analysis of a set of runs at once: what the HTML report and `report --json --all` show."""
+"""Every analysis of a set of runs at once: what the HTML report and the figures show."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from boundary.api.analysis.gap import Gap, sampling_efficiency_gap
 from boundary.api.analysis.histogram import Histogram, histograms
 from boundary.api.analysis.passk import PassAtK, largest_k, with_confidence
 from boundary.api.analysis.perplexity import Distribution, perplexities
+from boundary.api.analysis.report import RunReport, run_report
 from boundary.api.analysis.runs import RunInfo, run_infos
 from boundary.api.analysis.solvable import SolvableSets, solvable_sets
 from boundary.api.analysis.temperature import Sweep, sweeps
-from boundary.api.db import schema
+from boundary.api.db import Database, schema
 from boundary.api.errors import ConfigError
-from boundary.api.report import RunReport, run_report
 
 
 @dataclass
@@ -36,8 +36,16 @@ class Analysis:
     def benchmarks(self) -> list[str]:
         return sorted({f"{r.benchmark} v{r.benchmark_version}" for r in self.runs})
 
+    def on_benchmark(self, benchmark: str) -> tuple[list[RunInfo], list[PassAtK]]:
+        """The runs on one benchmark version (named as ``benchmarks()`` names it), and their pass@k."""
+        runs = [r for r in self.runs if f"{r.benchmark} v{r.benchmark_version}" == benchmark]
+        ids = {r.run_id for r in runs}
+        return runs, [p for p in self.passk if p.run_id in ids]
 
-def analyse(session: Session, run_ids: Sequence[int] = (), benchmark: str | None = None, resamples: int = 1000) -> Analysis:
+
+def analyse(
+    session: Session, run_ids: Sequence[int] = (), benchmark: str | None = None, resamples: int = 1000
+) -> Analysis:
     runs = run_infos(session, run_ids, benchmark)
     graded = largest_k(session, [r.run_id for r in runs])
     runs = [r for r in runs if r.run_id in graded]
@@ -69,3 +77,11 @@ def analyse(session: Session, run_ids: Sequence[int] = (), benchmark: str | None
     for rid in ids:
         analysis.guesses[rid] = guess_baseline(session, rid)
     return analysis
+
+
+def load_analysis(db: Database, run_ids: Sequence[int]) -> Analysis:
+    """Every analysis of the runs that `boundary report` found (``run_ids``: none is an error)."""
+    if not run_ids:
+        raise ConfigError("no runs to report on")
+    with db.session() as session:
+        return analyse(session, run_ids)

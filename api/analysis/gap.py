@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from boundary.api.analysis.passk import passk_table
+from boundary.api.db import Database
 from boundary.api.errors import ConfigError
 
 
@@ -34,3 +35,8 @@ def sampling_efficiency_gap(session: Session, rl_run: int, base_run: int, k: int
     (rl,) = passk_table(session, [rl_run], [1])
     (base,) = passk_table(session, [base_run], [k])
     return Gap(rl_run, base_run, k, rl.value, base.value)
+
+
+def load_gap(db: Database, rl_run: int, base_run: int, k: int) -> Gap:
+    with db.session() as session:
+        return sampling_efficiency_gap(session, rl_run, base_run, k)

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from boundary.api.analysis.runs import RunInfo, run_infos
+from boundary.api.db import Database
+
 BINS = 10
 
 _ACCURACY = """
@@ -31,7 +34,8 @@ class Histogram:
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "bins": [round(i / BINS, 1) for i in range(BINS)], "counts": self.counts,
-                "never_solved": self.never_solved, "never_solved_share": self.never_solved_share, "problems": self.problems}
+                "never_solved": self.never_solved, "never_solved_share": self.never_solved_share,
+                "problems": self.problems}
 
 
 def accuracy_bin(n: int, c: int) -> int:
@@ -53,3 +57,10 @@ def histograms(session: Session, run_ids: Sequence[int]) -> list[Histogram]:
         never = sum(1 for _, c in by_run[run_id] if c == 0)
         out.append(Histogram(run_id, counts, never, len(by_run[run_id])))
     return out
+
+
+def load_histograms(db: Database, run_ids: Sequence[int] = ()) -> tuple[list[RunInfo], list[Histogram]]:
+    """The runs asked for (default: all) and their histograms, in the same order."""
+    with db.session() as session:
+        runs = run_infos(session, run_ids)
+        return runs, histograms(session, [r.run_id for r in runs])

@@ -1,12 +1,6 @@
-"""The unbiased pass@k estimator in SQL, for every run and every k = 1, 2, 4, ..., n.
-
-Per problem, ``1 - prod(1 - k/i for i in n-c+1..n)`` is computed as
-``1 - exp([lf(n-k) - lf(n-c-k)] - [lf(n) - lf(n-c)])`` where ``lf(m) = ln(m!)`` is a running
-sum of logarithms built once per query: no binomial coefficient is ever formed, each (problem,
-k) costs four lookups, and the result equals the numpy estimator to about 1e-12. The counts
-come from one scan of the verdicts (which carry their run and problem). The query is the same
-text on PostgreSQL and SQLite (recursive CTEs, a window sum, LN and EXP).
-"""
+"""The unbiased pass@k estimator in SQL, for every run and every k = 1, 2, 4, ..., n, with
+bootstrap intervals over problems; the same query text on PostgreSQL and SQLite (how it works:
+docs/reports.md)."""
 
 from __future__ import annotations
 
@@ -94,7 +88,9 @@ def largest_k(session: Session, run_ids: Sequence[int], problem_ids: Sequence[in
     return {r.run_id: int(r.n_min) for r in _execute(session, sql, run_ids, problem_ids)}
 
 
-def check_ks(session: Session, run_ids: Sequence[int], ks: Sequence[int], problem_ids: Sequence[int] | None = None) -> None:
+def check_ks(
+    session: Session, run_ids: Sequence[int], ks: Sequence[int], problem_ids: Sequence[int] | None = None
+) -> None:
     """Refuse k < 1, or a k some run cannot support (naming the largest possible k)."""
     limits = largest_k(session, run_ids, problem_ids)
     for k in ks:
@@ -104,7 +100,9 @@ def check_ks(session: Session, run_ids: Sequence[int], ks: Sequence[int], proble
             if run_id not in limits:
                 raise ConfigError(f"run {run_id} has no graded samples yet")
             if k > limits[run_id]:
-                raise ConfigError(f"k={k} is larger than run {run_id} allows: the largest possible k is {limits[run_id]}")
+                raise ConfigError(
+                    f"k={k} is larger than run {run_id} allows: the largest possible k is {limits[run_id]}"
+                )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from boundary.api.db import schema
+from boundary.api.db import Database, schema
+from boundary.api.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,18 @@ def perplexities(session: Session, scorer_id: int, run_ids: Sequence[int] | None
         out.append(Distribution(scorer.name, run_id, model.name, model.role, model.id == scorer_id, len(values),
                                 float(x.mean()), float(median), float(q25), float(q75), values))
     return out
+
+
+def load_perplexities(
+    db: Database, scorer: str, run_ids: Sequence[int] = (), required: bool = True
+) -> list[Distribution]:
+    """The distributions under the model named ``scorer`` (of the runs asked for, default: all
+    it scored); an unknown scorer is ``NotFound``, and so are no scores when ``required``."""
+    with db.session() as session:
+        scorer_id = session.scalars(select(schema.Model.id).where(schema.Model.name == scorer)).one_or_none()
+        if scorer_id is None:
+            raise NotFound(f"no model named '{scorer}'")
+        items = perplexities(session, scorer_id, run_ids or None)
+    if not items and required:
+        raise NotFound(f"no samples scored under '{scorer}' yet: run `boundary score --scorer {scorer} ...`")
+    return items

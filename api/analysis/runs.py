@@ -1,4 +1,5 @@
-"""Which runs an analysis looks at, with the facts the analyses need about each."""
+"""Which runs an analysis looks at (found by runs.find_runs), with the facts the analyses need
+about each."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from boundary.api.db import schema
-from boundary.api.errors import ConfigError
+from boundary.api.runs import find_runs
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,15 @@ class RunInfo:
 
 
 def run_infos(session: Session, run_ids: Sequence[int] = (), benchmark: str | None = None) -> list[RunInfo]:
-    """The runs asked for (default: all), oldest first; unknown ids are an error."""
-    query = (
+    """The runs asked for (default: all), oldest first; an unknown id is ``NotFound`` (runs.find_runs)."""
+    ids = find_runs(session, run_ids, benchmark=benchmark)
+    rows = session.execute(
         select(schema.Run, schema.Model, schema.Benchmark)
         .join(schema.Model, schema.Model.id == schema.Run.model_id)
         .join(schema.Benchmark, schema.Benchmark.id == schema.Run.benchmark_id)
+        .where(schema.Run.id.in_(ids))
         .order_by(schema.Run.id)
-    )
-    if run_ids:
-        query = query.where(schema.Run.id.in_(list(run_ids)))
-    if benchmark:
-        query = query.where(schema.Benchmark.name == benchmark)
-    rows = session.execute(query).all()
-    missing = sorted(set(run_ids) - {r.id for r, _, _ in rows})
-    if missing:
-        raise ConfigError(f"no run with id {', '.join(map(str, missing))}")
+    ).all()
     return [
         RunInfo(r.id, m.name, m.role, m.family, b.name, b.id, b.version, r.temperature, r.top_p, r.max_tokens, r.n,
                 r.seed, r.prompt_template, r.engine)

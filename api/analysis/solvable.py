@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from boundary.api.analysis.runs import run_infos
+from boundary.api.db import Database
 from boundary.api.errors import ConfigError
 
 _SOLVED = """
@@ -73,6 +75,19 @@ def solvable_sets(session: Session, run_ids: Sequence[int], first: str = "base",
                   (False, False): out.neither}[(by_role[first], by_role[second])]
         bucket.append(problem)
     return out
+
+
+def load_solvable(db: Database, run_ids: Sequence[int] = (), benchmark: str | None = None, first: str = "base",
+                  second: str = "rlvr") -> SolvableSets:
+    """The solvable sets of the runs asked for, which must cover one benchmark version."""
+    with db.session() as session:
+        runs = run_infos(session, run_ids, benchmark)
+        versions = {(r.benchmark, r.benchmark_version) for r in runs}
+        if len(versions) != 1:
+            raise ConfigError(
+                f"the runs cover {len(versions)} benchmark versions: choose one with --benchmark or --run"
+            )
+        return solvable_sets(session, [r.run_id for r in runs], first, second)
 
 
 def _natural(key: str) -> tuple:

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from boundary.api.analysis.estimator import k_grid
 from boundary.api.analysis.passk import largest_k, passk_table
-from boundary.api.analysis.runs import RunInfo
-from boundary.api.passk import k_grid
+from boundary.api.analysis.runs import RunInfo, run_infos
+from boundary.api.db import Database
+from boundary.api.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class Sweep:
     def to_dict(self) -> dict:
         return {
             "model": self.model, "benchmark": self.benchmark, "template": self.template,
-            "pass_at_k": {str(t): {str(k): v for k, v in row.items()} for t, row in sorted(self.by_temperature.items())},
+            "pass_at_k": {str(t): {str(k): v for k, v in row.items()}
+                          for t, row in sorted(self.by_temperature.items())},
             "envelope": {str(k): {"pass_at_k": v, "temperature": t} for k, (v, t) in self.envelope().items()},
         }
 
@@ -65,3 +68,14 @@ def sweeps(session: Session, runs: Sequence[RunInfo]) -> list[Sweep]:
         first = members[0]
         out.append(Sweep(first.model, f"{first.benchmark} v{first.benchmark_version}", first.template, by_t))
     return out
+
+
+def load_sweeps(
+    db: Database, run_ids: Sequence[int] = (), benchmark: str | None = None, required: bool = True
+) -> list[Sweep]:
+    """The sweeps among the runs asked for (default: all); none is an error when ``required``."""
+    with db.session() as session:
+        items = sweeps(session, run_infos(session, run_ids, benchmark))
+    if not items and required:
+        raise ConfigError("no runs differ only in temperature: submit the same model at several temperatures")
+    return items

@@ -1,23 +1,18 @@
-"""pass@k and coverage per run, from the stored samples and verdicts.
-
-pass@k is computed in SQL (boundary.api.analysis.passk, the unbiased estimator); the Python estimator
-(boundary.api.passk) is its reference in the tests. A run whose selected problems do not all have n
-graded samples is marked partial, and its pass@k stops at the smallest n any problem has.
-"""
+"""The pass@k report of a run: its parameters, progress, pass@k and coverage, from the stored
+samples and verdicts (see docs/reports.md for partial runs)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Integer, case, func, select
 from sqlalchemy.orm import Session
 
-from boundary.api.db import schema
-from boundary.api.errors import ConfigError
-from boundary.api.analysis.passk import passk_table
+from boundary.api.analysis.passk import passk_table, with_confidence
+from boundary.api.db import Database, schema
+from boundary.api.errors import NotFound
+from boundary.api.runs import find_runs
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,9 @@ class RunReport:
         return out
 
 
-def problem_counts(session: Session, run_id: int, problem_ids: Sequence[int] | None = None) -> dict[int, tuple[int, int]]:
+def problem_counts(
+    session: Session, run_id: int, problem_ids: Sequence[int] | None = None
+) -> dict[int, tuple[int, int]]:
     """(graded samples, correct samples) per problem of the run, samples beyond ``n`` excluded."""
     run = session.get(schema.Run, run_id)
     correct = func.sum(case((schema.Verdict.correct, 1), else_=0)).cast(Integer)
@@ -79,7 +76,7 @@ def run_report(session: Session, run_id: int, problem_ids: Sequence[int] | None 
         .where(schema.Run.id == run_id)
     ).one_or_none()
     if row is None:
-        raise ConfigError(f"no run with id {run_id}")
+        raise NotFound(f"no run with id {run_id}")
     run, model, bench = row
     if problem_ids is None:
         problem_ids = list(
@@ -118,43 +115,41 @@ def run_report(session: Session, run_id: int, problem_ids: Sequence[int] | None 
     )
 
 
-def find_runs(session: Session, run_ids: Sequence[int] = (), model: str | None = None, benchmark: str | None = None) -> list[int]:
-    query = (
-        select(schema.Run.id)
-        .join(schema.Model, schema.Model.id == schema.Run.model_id)
-        .join(schema.Benchmark, schema.Benchmark.id == schema.Run.benchmark_id)
-        .order_by(schema.Run.id)
-    )
-    if run_ids:
-        query = query.where(schema.Run.id.in_(list(run_ids)))
-    if model:
-        query = query.where(schema.Model.name == model)
-    if benchmark:
-        query = query.where(schema.Benchmark.name == benchmark)
-    found = list(session.scalars(query).all())
-    missing = sorted(set(run_ids) - set(found))
-    if missing:
-        raise ConfigError(f"no run with id {', '.join(map(str, missing))}")
-    return found
+def reports(
+    session: Session, run_ids: Sequence[int] = (), model: str | None = None, benchmark: str | None = None
+) -> list[RunReport]:
+    """The reports of the runs that match (runs.find_runs), oldest first."""
+    return [run_report(session, rid) for rid in find_runs(session, run_ids, model=model, benchmark=benchmark)]
 
 
-def reports(session: Session, run_ids: Sequence[int] = (), model: str | None = None, benchmark: str | None = None) -> list[RunReport]:
-    return [run_report(session, rid) for rid in find_runs(session, run_ids, model, benchmark)]
+Intervals = dict[int, dict[str, list[float]]]
+"""Per run, per k (as text): the 95% bootstrap interval [low, high] of pass@k."""
 
 
-CSV_FIELDS = (
-    "run_id", "model", "role", "benchmark", "benchmark_version", "template", "engine", "temperature", "top_p",
-    "max_tokens", "seed", "n", "problems", "graded", "partial", "k", "pass_at_k",
-)
+def intervals(session: Session, items: Sequence[RunReport]) -> Intervals:
+    """The bootstrap intervals of every graded run among ``items`` (an empty entry for the others)."""
+    graded = [r.run_id for r in items if r.pass_at_k]
+    out: Intervals = {r.run_id: {} for r in items}
+    for p in with_confidence(session, graded):
+        out[p.run_id][str(p.k)] = [p.ci_low, p.ci_high]
+    return out
 
 
-def to_csv(items: Sequence[RunReport]) -> str:
-    """Long format: one row per (run, k); pass@n is the coverage row."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for r in items:
-        base = {f: getattr(r, f) for f in CSV_FIELDS if f not in ("k", "pass_at_k")}
-        for k, value in r.pass_at_k.items():
-            writer.writerow({**base, "k": k, "pass_at_k": f"{value:.6f}"})
-    return buffer.getvalue()
+@dataclass(frozen=True)
+class PassKReports:
+    """What `boundary report` shows: the runs' reports, with their intervals where asked for."""
+
+    reports: list[RunReport]
+    intervals: Intervals | None = None
+
+    def to_dicts(self) -> list[dict]:
+        return [{**r.to_dict(), **({"ci": self.intervals[r.run_id]} if self.intervals is not None else {})}
+                for r in self.reports]
+
+
+def load_reports(db: Database, run_ids: Sequence[int] = (), *, model: str | None = None, benchmark: str | None = None,
+                 ci: bool = False) -> PassKReports:
+    """The reports of the matching runs, with bootstrap intervals when ``ci``."""
+    with db.session() as session:
+        items = reports(session, run_ids, model, benchmark)
+        return PassKReports(items, intervals(session, items) if ci else None)

@@ -1,4 +1,4 @@
-"""Terminal output: progress bars on stderr and the pass@k table."""
+"""Terminal output: the consoles, progress bars on stderr, and the pass@k, status and queue tables."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from datetime import timedelta
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress_bar import ProgressBar
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeElapsedColumn
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from boundary.api.analysis.estimator import k_grid
+from boundary.api.analysis.report import RunReport
 from boundary.api.autoscale import QueueView
-from boundary.api.passk import k_grid
-from boundary.api.report import RunReport
 from boundary.api.status import RunStatus
 from boundary.api.types import ProgressFn
 
@@ -45,7 +45,9 @@ class PhaseBars:
         self._progress.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._progress.stop()
 
     def __call__(self, phase: str, total: int) -> ProgressFn:
@@ -121,10 +123,13 @@ def _duration(seconds: float | None) -> str:
 def status_table(items: Sequence[RunStatus]) -> Table:
     """One row per run: progress of sampling and grading, failures, rate and ETA."""
     table = Table(title="runs", title_justify="left")
-    for name in ("run", "model", "role", "benchmark", "T", "progress", "sampled", "graded", "failed", "samples/s", "eta", "state"):
-        table.add_column(name, justify="right" if name in ("run", "T", "sampled", "graded", "failed", "samples/s", "eta") else "left")
+    right = ("run", "T", "sampled", "graded", "failed", "samples/s", "eta")
+    for name in ("run", "model", "role", "benchmark", "T", "progress", "sampled", "graded", "failed", "samples/s",
+                 "eta", "state"):
+        table.add_column(name, justify="right" if name in right else "left")
     for s in items:
-        state = "complete" if s.complete else ("failing" if s.failed_problems else "running" if s.samples_per_s else "waiting")
+        state = ("complete" if s.complete else "failing" if s.failed_problems else "running" if s.samples_per_s
+                 else "waiting")
         table.add_row(
             str(s.run_id), s.model, s.role, s.benchmark, f"{s.temperature:g}",
             ProgressBar(total=max(1, 2 * s.expected), completed=s.sampled + s.graded, width=20),
@@ -150,7 +155,8 @@ def queues_table(views: Sequence[QueueView], workers: bool = False, caption: str
     table = Table(title="queues", title_justify="left", caption=caption)
     names = ["queue", "waiting", "reserved", "workers", "desired", "stopping", "decision", "updated"]
     for name in names + (["processes"] if workers else []):
-        table.add_column(name, justify="right" if name in ("waiting", "reserved", "workers", "desired", "stopping") else "left")
+        right = name in ("waiting", "reserved", "workers", "desired", "stopping")
+        table.add_column(name, justify="right" if right else "left")
     for v in views:
         row = [
             v.queue, str(v.waiting), str(v.reserved), "-" if v.current is None else str(v.current),

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from boundary.api.analysis.bundle import Analysis  # noqa: E402
 from boundary.api.analysis.histogram import BINS, Histogram  # noqa: E402
 from boundary.api.analysis.passk import PassAtK  # noqa: E402
 from boundary.api.analysis.runs import RunInfo  # noqa: E402
@@ -73,15 +74,15 @@ def accuracy_histograms(runs: Sequence[RunInfo], histograms: Sequence[Histogram]
                              squeeze=False)
     info = {r.run_id: r for r in runs}
     seen: dict[str, int] = {}
-    for ax, h in zip(axes[0], histograms):
+    for ax, h in zip(axes[0], histograms, strict=False):
         run = info[h.run_id]
         style = _style(run.role, seen.get(run.role, 0))
         seen[run.role] = seen.get(run.role, 0) + 1
         ax.bar([i / BINS + 0.05 for i in range(BINS)], h.counts, width=0.09, color=style["color"])
         ax.set_xlabel("accuracy")
         ax.set_xlim(0, 1)
-        ax.set_title(f"{run.model}, {run.benchmark} T={run.temperature:g}\nnever solved: {100 * h.never_solved_share:.0f}%",
-                     fontsize=8)
+        ax.set_title(f"{run.model}, {run.benchmark} T={run.temperature:g}\n"
+                     f"never solved: {100 * h.never_solved_share:.0f}%", fontsize=8)
     axes[0][0].set_ylabel("problems")
     fig.tight_layout()
     return fig
@@ -113,6 +114,19 @@ def save(fig: Figure, stem: Path) -> list[Path]:
         fig.savefig(path)
     plt.close(fig)
     return paths
+
+
+def write_figures(analysis: Analysis, folder: Path) -> list[Path]:
+    """Every figure of the analysis into ``folder`` (made if missing): a pass@k figure per
+    benchmark version, the accuracy histograms, one figure per temperature sweep."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for bench in analysis.benchmarks():
+        written += save(passk_curves(bench, *analysis.on_benchmark(bench)), folder / f"passk-{bench.replace(' ', '-')}")
+    written += save(accuracy_histograms(analysis.runs, analysis.histograms), folder / "accuracy")
+    for i, sweep in enumerate(analysis.sweeps):
+        written += save(temperature_envelope(sweep), folder / f"temperature-{i + 1}")
+    return written
 
 
 def svg(fig: Figure) -> str:

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from boundary.api import __version__, plots
+from boundary.api import __version__
 from boundary.api.analysis.bundle import Analysis
 from boundary.api.db.schema import utcnow
+from boundary.api.render import plots
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -34,6 +39,10 @@ def _table(headers: list[str], rows: list[list[str]], left: int = 0) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _figure(kind: str, fig: Figure) -> str:
+    return f'<figure class="plot" data-plot="{kind}">{plots.svg(fig)}</figure>'
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
@@ -53,9 +62,7 @@ def _passk_section(a: Analysis) -> str:
     out = ["<h2>pass@k</h2><p class='note'>Unbiased estimator, averaged over problems; 95% bootstrap intervals "
            "over problems in brackets.</p>"]
     for bench in a.benchmarks():
-        runs = [r for r in a.runs if f"{r.benchmark} v{r.benchmark_version}" == bench]
-        ids = {r.run_id for r in runs}
-        table = [p for p in a.passk if p.run_id in ids]
+        runs, table = a.on_benchmark(bench)
         ks = sorted({p.k for p in table})
         cell = {(p.run_id, p.k): p for p in table}
         rows = []
@@ -63,26 +70,30 @@ def _passk_section(a: Analysis) -> str:
             row = [escape(r.label), escape(r.role)]
             for k in ks:
                 p = cell.get((r.run_id, k))
-                row.append("–" if p is None else f"{_pct(p.value)}<br><small>[{_pct(p.ci_low)}, {_pct(p.ci_high)}]</small>")
+                row.append("–" if p is None
+                           else f"{_pct(p.value)}<br><small>[{_pct(p.ci_low)}, {_pct(p.ci_high)}]</small>")
             rows.append(row)
         out.append(f"<h3>{escape(bench)}</h3>")
-        out.append(f'<figure class="plot" data-plot="passk">{plots.svg(plots.passk_curves(bench, runs, table))}</figure>')
+        out.append(_figure("passk", plots.passk_curves(bench, runs, table)))
         out.append(_table(["model", "role", *[f"@{k}" for k in ks]], rows, left=2))
     return "".join(out)
 
 
 def _solvable_section(a: Analysis) -> str:
     if not a.solvable:
-        return "<h2>Solvable problems</h2><p class='note'>Needs a base model and an RL-trained, distilled or instruct model on the same benchmark.</p>"
+        return ("<h2>Solvable problems</h2><p class='note'>Needs a base model and an RL-trained, distilled or instruct "
+                "model on the same benchmark.</p>")
     out = ["<h2>Solvable problems</h2>"]
     for bench, s in a.solvable.items():
         out.append(f"<h3>{escape(bench)}: {escape(s.first)} vs {escape(s.second)}</h3>")
         rows = [[escape(label), str(len(keys)), f"{100 * len(keys) / s.total:.1f}" if s.total else "–"]
-                for label, keys in ((f"both", s.both), (f"{s.first} only", s.only_first),
+                for label, keys in (("both", s.both), (f"{s.first} only", s.only_first),
                                     (f"{s.second} only", s.only_second), ("neither", s.neither))]
         out.append(_table(["solved by", "problems", "%"], rows, left=1))
-        for label, keys in ((f"{s.first} only", s.only_first), (f"{s.second} only", s.only_second), ("neither", s.neither)):
-            out.append(f"<details><summary>{escape(label)} ({len(keys)})</summary><code>{escape(', '.join(keys))}</code></details>")
+        for label, keys in ((f"{s.first} only", s.only_first), (f"{s.second} only", s.only_second),
+                            ("neither", s.neither)):
+            out.append(f"<details><summary>{escape(label)} ({len(keys)})</summary>"
+                       f"<code>{escape(', '.join(keys))}</code></details>")
     return "".join(out)
 
 
@@ -90,7 +101,7 @@ def _histogram_section(a: Analysis) -> str:
     rows = [[escape(next(r.label for r in a.runs if r.run_id == h.run_id)), *map(str, h.counts),
              f"{100 * h.never_solved_share:.1f}"] for h in a.histograms]
     return ("<h2>Per-problem accuracy</h2>"
-            f'<figure class="plot" data-plot="histogram">{plots.svg(plots.accuracy_histograms(a.runs, a.histograms))}</figure>'
+            + _figure("histogram", plots.accuracy_histograms(a.runs, a.histograms))
             + _table(["run", *[f"{i / 10:.1f}" for i in range(10)], "never solved %"], rows, left=1))
 
 
@@ -99,7 +110,7 @@ def _sweep_section(a: Analysis) -> str:
         return ""
     out = ["<h2>Temperature</h2>"]
     for sweep in a.sweeps:
-        out.append(f'<figure class="plot" data-plot="temperature">{plots.svg(plots.temperature_envelope(sweep))}</figure>')
+        out.append(_figure("temperature", plots.temperature_envelope(sweep)))
         env = sweep.envelope()
         out.append(_table(["k", "best pass@k", "at T"], [[str(k), _pct(v), f"{t:g}"] for k, (v, t) in env.items()]))
     return "".join(out)
@@ -111,22 +122,24 @@ def _gap_section(a: Analysis) -> str:
     label = {r.run_id: r.label for r in a.runs}
     rows = [[escape(label[g.rl_run]), escape(label[g.base_run]), str(g.k), _pct(g.rl_pass_at_1), _pct(g.base_pass_at_k),
              f"{100 * g.delta:+.1f}"] for g in a.gaps]
-    return ("<h2>Sampling-efficiency gap</h2><p class='note'>ΔSE = pass@1 of the RL model − pass@k of its base model.</p>"
+    return ("<h2>Sampling-efficiency gap</h2>"
+            "<p class='note'>ΔSE = pass@1 of the RL model − pass@k of its base model.</p>"
             + _table(["RL run", "base run", "k", "RL pass@1", "base pass@k", "ΔSE"], rows, left=2))
 
 
 def _perplexity_section(a: Analysis) -> str:
     if not a.perplexity:
         return ""
-    rows = [[escape(d.scorer), escape(d.model), escape(d.role), "yes" if d.own else "no", str(d.samples), f"{d.mean:.3f}",
-             f"{d.q25:.3f}", f"{d.median:.3f}", f"{d.q75:.3f}"] for d in a.perplexity]
+    rows = [[escape(d.scorer), escape(d.model), escape(d.role), "yes" if d.own else "no", str(d.samples),
+             f"{d.mean:.3f}", f"{d.q25:.3f}", f"{d.median:.3f}", f"{d.q75:.3f}"] for d in a.perplexity]
     return ("<h2>Perplexity under a scoring model</h2>"
             + _table(["scorer", "samples of", "role", "own", "samples", "mean", "q25", "median", "q75"], rows, left=4))
 
 
 def _guess_section(a: Analysis) -> str:
-    out = ["<h2>Guessing baseline</h2><p class='note'>Per problem, pass@k of drawing answers from the model's own answer "
-           "distribution (all its samples) without reasoning. Flagged: the model beats guessing by under 5 points.</p>"]
+    out = ["<h2>Guessing baseline</h2><p class='note'>Per problem, pass@k of drawing answers from the model's own "
+           "answer distribution (all its samples) without reasoning. Flagged: the model beats guessing by under "
+           "5 points.</p>"]
     label = {r.run_id: r.label for r in a.runs}
     rows = []
     for rid, (k, guesses) in a.guesses.items():
@@ -144,7 +157,8 @@ def render(a: Analysis) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>boundary report</title><style>{STYLE}</style></head><body>"
         f"<h1>Reasoning boundary report</h1><p class='note'>boundary {escape(__version__)}, "
-        f"{escape(utcnow().strftime('%Y-%m-%d %H:%M UTC'))}; {len(a.runs)} runs on {', '.join(map(escape, a.benchmarks()))}.</p>"
+        f"{escape(utcnow().strftime('%Y-%m-%d %H:%M UTC'))}; {len(a.runs)} runs on "
+        f"{', '.join(map(escape, a.benchmarks()))}.</p>"
         + "".join(sections) + "</body></html>"
     )
 

@@ -1,4 +1,5 @@
-"""The unbiased pass@k estimator (Chen et al. 2021) and the k grid reports use."""
+"""The unbiased pass@k estimator (Chen et al. 2021) in Python, and the k grid reports use: the
+reference the SQL estimator (analysis.passk) is tested against."""
 
 from __future__ import annotations
 
