@@ -76,7 +76,12 @@ class Fleet:
         return all(s["complete"] for s in self.status())
 
     def log(self) -> str:
+        """The end of every worker's log (for a failure message)."""
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.logs.glob("worker*.log")))
+
+    def worker_log(self, index: int) -> str:
+        """All of the log of the ``index``-th worker started."""
+        return (self.logs / f"worker{index}.log").read_text()
 
 
 @pytest.fixture
