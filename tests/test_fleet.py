@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import redis
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from boundary.api.batches import Queued, unpublished_grade_batches
 from boundary.api.cli import cli
+from boundary.api.db import Database
 from tests.support.fleet import Fleet, assert_exactly, wait_until, write_experiment
 
 
@@ -218,3 +221,59 @@ def test_sandbox_worker_refuses_to_start_without_a_sandbox(fleet: Fleet) -> None
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "no sandbox can start" in done.stderr and "--unsafe-no-sandbox" in done.stderr
 
+
+DIES_BEFORE_PUBLISHING = '''"""`boundary`, whose worker is killed (SIGKILL, as by the OOM killer) the moment it would publish
+a grading batch: after recording its sampling batch done, before the grading message leaves."""
+import os
+import signal
+
+from celery import Celery
+
+send_task = Celery.send_task
+
+
+def send_task_or_die(self, name, *args, **kwargs):
+    if kwargs.get("queue") == "grade":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return send_task(self, name, *args, **kwargs)
+
+
+Celery.send_task = send_task_or_die
+
+from boundary.api.cli import cli  # noqa: E402 - after the patch
+
+cli(prog_name="boundary")
+'''
+
+
+def test_a_grading_batch_never_published_by_a_dead_sampler_is_published_on_redelivery(fleet: Fleet,
+                                                                                       tmp_path: Path) -> None:
+    """The sampling message of the dead worker, never acknowledged, comes back; the worker it comes
+    to finds the batch done and its grading batch never delivered (unpublished_grade_batches),
+    publishes that, and every sample is graded, with nothing sampled or graded twice."""
+    exp = write_experiment(tmp_path / "orphan.yaml", "orphan", n=4, limit=3, batch_size=4,
+                           models="  - {name: orphan-m, model: smollm2-135m, role: base, engine: echo}\n")
+    assert fleet.cli("submit", str(exp)).returncode == 0
+    dies = tmp_path / "dies_before_publishing.py"
+    dies.write_text(DIES_BEFORE_PUBLISHING)
+    first = fleet.start("sample", "--model", "orphan-m", "--engine", "echo", command=(sys.executable, str(dies)))
+    assert first.wait(120) == -signal.SIGKILL, fleet.log()
+    (done,) = fleet.sql("SELECT id FROM batches WHERE kind = 'sample' AND status = 'done'")
+    (orphan,) = fleet.sql("SELECT id, status, attempts FROM batches WHERE kind = 'grade'")
+    assert orphan[1:] == ("queued", 0)  # recorded, never delivered
+    with Database.opened(fleet.database_url) as db, db.session() as session:
+        assert unpublished_grade_batches(session, done[0]) == [Queued(orphan[0], "grade", "grade")]
+        waiting = fleet.sql("SELECT id FROM batches WHERE kind = 'sample' AND status = 'queued'")
+        assert len(waiting) == 2 and all(unpublished_grade_batches(session, b) == [] for (b,) in waiting)
+
+    fleet.start("grade", "--concurrency", "1")
+    fleet.start("sample", "--model", "orphan-m", "--engine", "echo")
+    wait_until(fleet.complete, 120, "the run to complete after the death\n" + fleet.log())
+    assert_exactly(fleet, n=4, runs=1, problems=3)
+    assert (f"batch {done[0]} was done but its grading batch {orphan[0]} was never published: publishing it"
+            in fleet.worker_log(2))
+    # one delivery of each batch: the redelivered sampling batch was not sampled again, and the
+    # grading batch the dead worker recorded is the one graded (none was made in its place)
+    assert fleet.sql("SELECT kind, status, attempts FROM batches ORDER BY id") == (
+        [("sample", "done", 1)] * 3 + [("grade", "done", 1)] * 3)
+    assert fleet.sql(f"SELECT status FROM batches WHERE id = {orphan[0]}") == [("done",)]
