@@ -129,7 +129,8 @@ def test_run_humaneval_stores_code_verdicts(vllm_engine, sqlite_url: str, data_d
         assert bool(row.correct) == (details["status"] == "passed")
         outcomes = details["tests"]  # HumanEval's one group of tests, or none where the program never ran
         assert set(outcomes) <= {"check"}, details
-        assert (details["passed"], details["total"]) == ("".join(outcomes.values()).count("P"), len("".join(outcomes.values())))
+        letters = "".join(outcomes.values())
+        assert (details["passed"], details["total"]) == (letters.count("P"), len(letters)), details
     assert all(p.startswith("from typing import List") for p in prompts)  # HumanEval's prompt, to be continued
 
 

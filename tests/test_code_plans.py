@@ -131,7 +131,8 @@ def real_groups(name: str, record: dict) -> tuple[str, ...]:
     plus inputs (MBPP+ has no check script, and one problem, Mbpp/793, no plus inputs)."""
     if name in ("humaneval.jsonl", "mbpp_sanitized.jsonl"):
         return ("check",)
-    return (("check",) if name == "humanevalplus.jsonl" else ()) + ("base",) + (("plus",) if record["plus_input"] else ())
+    check = ("check",) if name == "humanevalplus.jsonl" else ()
+    return (*check, "base", *(("plus",) if record["plus_input"] else ()))
 
 
 def test_real_records_give_plans(data_dir: Path) -> None:

@@ -222,8 +222,9 @@ def test_sandbox_worker_refuses_to_start_without_a_sandbox(fleet: Fleet) -> None
     assert "no sandbox can start" in done.stderr and "--unsafe-no-sandbox" in done.stderr
 
 
-DIES_BEFORE_PUBLISHING = '''"""`boundary`, whose worker is killed (SIGKILL, as by the OOM killer) the moment it would publish
-a grading batch: after recording its sampling batch done, before the grading message leaves."""
+DIES_BEFORE_PUBLISHING = '''"""`boundary`, whose worker is killed (SIGKILL, as by the OOM killer) the
+moment it would publish a grading batch: after recording its sampling batch done, before the
+grading message leaves."""
 import os
 import signal
 

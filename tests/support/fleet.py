@@ -39,7 +39,8 @@ class Fleet:
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([BOUNDARY, *args], env=self.env, capture_output=True, text=True, timeout=300)
 
-    def start(self, *args: str, env: dict[str, str] | None = None, command: Sequence[str] = (BOUNDARY,)) -> subprocess.Popen:
+    def start(self, *args: str, env: dict[str, str] | None = None,
+              command: Sequence[str] = (BOUNDARY,)) -> subprocess.Popen:
         """``boundary worker *args``; ``command`` runs the CLI some other way (a wrapper script)."""
         log = open(self.logs / f"worker{len(self.processes)}.log", "w")
         process = subprocess.Popen(
