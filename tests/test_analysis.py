@@ -28,7 +28,7 @@ from boundary.api.analysis.temperature import sweeps
 from boundary.api.cli import cli
 from boundary.api.db import Database, schema
 from boundary.api.errors import ConfigError
-from tests.test_passk import numpy_reference
+from tests.support.passk import numpy_reference
 
 ANSWERS = ["1", "1", "7", "3", "5"]  # problem p2's answer is the answer wrong samples give everywhere
 CORRECT = {

@@ -23,7 +23,7 @@ from boundary.api.cli import cli
 from boundary.api.render.console import queues_table
 from boundary.api.db import Database
 from boundary.api.status import statuses
-from tests.test_fleet import BOUNDARY, Fleet, assert_exactly, fleet, wait_until, write_experiment  # noqa: F401
+from tests.support.fleet import BOUNDARY, Fleet, assert_exactly, wait_until, write_experiment
 from boundary.workers.autoscale.controller import Controller, DryRun
 from boundary.workers.autoscale.depth import discover_queues, read_depths
 from boundary.workers.autoscale.local import LocalBackend

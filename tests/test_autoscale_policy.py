@@ -15,7 +15,7 @@ from boundary.api.autoscale import Memory, Policy, QueuePolicy, build_policy, de
 from boundary.api.cli import cli
 from boundary.api.cli.autoscale import check_worker_args
 from boundary.api.errors import ConfigError, DataError
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from boundary.workers.autoscale.compose import ComposeBackend
 from boundary.workers.autoscale.keda import manifests, scaled_object
 

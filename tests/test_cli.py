@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from boundary.api.cli import cli
 from boundary.api.db import schema
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 SMALL = ["--model", "smollm2-135m", "--max-tokens", "48", "-q"]
 

@@ -100,22 +100,37 @@ def test_verify_code_rejects_math_benchmarks(tmp_path: Path, data_dir: Path) -> 
 
 
 @pytest.mark.slow
-def test_run_humaneval_stores_code_verdicts(vllm_engine, sqlite_url: str, data_dir: Path) -> None:
+def test_run_humaneval_stores_code_verdicts(vllm_engine, sqlite_url: str, data_dir: Path, tmp_path: Path) -> None:
     result = boundary("run", "--model", "smollm2-135m", "--benchmark", "humaneval", "--limit", "2", "-k", "2",
                       "--max-tokens", "64", "-q", "--database-url", sqlite_url, "--data-dir", str(data_dir))
     assert result.exit_code == 0, result.output
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT grader, grader_version, correct, details, error FROM verdicts")).all()
+        rows = conn.execute(text(
+            "SELECT p.key, s.text, v.grader, v.grader_version, v.correct, v.details, v.error FROM verdicts v "
+            "JOIN samples s ON s.id = v.sample_id JOIN problems p ON p.id = s.problem_id ORDER BY p.key, s.sample_index"
+        )).all()
         prompts = conn.execute(text("SELECT prompt FROM run_problems")).scalars().all()
     engine.dispose()
-    assert len(rows) == 4 and {r.grader for r in rows} == {"code-sandbox"}
+    assert [r.key for r in rows] == ["HumanEval/0"] * 2 + ["HumanEval/1"] * 2
+    assert {r.grader for r in rows} == {"code-sandbox"}
     assert all(r.grader_version.endswith("/bwrap") and r.error is None for r in rows)
-    for row in rows:
+    # the model's text is not known in advance, so each stored verdict must be exactly what the
+    # sandbox says of its sample graded again on its own (`boundary verify code`)
+    source = write(tmp_path / "again.jsonl", [{"task_id": r.key, "completion": r.text} for r in rows])
+    again = boundary("verify", "code", "--benchmark", "humaneval", "--input", str(source), "--output",
+                     str(tmp_path / "again.out.jsonl"), "--data-dir", str(data_dir), "-q")
+    assert again.exit_code == 0, again.output
+    regraded = [json.loads(line) for line in (tmp_path / "again.out.jsonl").read_text().splitlines()]
+    for row, graded in zip(rows, regraded, strict=True):
         details = json.loads(row.details) if isinstance(row.details, str) else row.details
+        assert (bool(row.correct), details) == (graded["passed"], graded["details"]), row.key
         assert details["status"] in ("passed", "failed", "timeout", "crashed", "syntax-error", "load-error")
-        assert "check" in details["tests"] and details["total"] == len(details["tests"]["check"]) or details["total"] == 0
         assert bool(row.correct) == (details["status"] == "passed")
+        outcomes = details["tests"]  # HumanEval's one group of tests, or none where the program never ran
+        assert set(outcomes) <= {"check"}, details
+        letters = "".join(outcomes.values())
+        assert (details["passed"], details["total"]) == (letters.count("P"), len(letters)), details
     assert all(p.startswith("from typing import List") for p in prompts)  # HumanEval's prompt, to be continued
 
 

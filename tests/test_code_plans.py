@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import collections
 import pickle
+import re
 import struct
 from pathlib import Path
 
@@ -120,15 +121,35 @@ def test_mbpp_inputs_are_deserialized_as_evalplus_does() -> None:
     assert mbpp_deserialize_inputs("Mbpp/3", [[5]]) == [[5]]
 
 
+def real_groups(name: str, record: dict) -> tuple[str, ...]:
+    """The test groups a real record's plan runs: HumanEval's check script, EvalPlus's base and
+    plus inputs (MBPP+ has no check script, and one problem, Mbpp/793, no plus inputs)."""
+    if name in ("humaneval.jsonl", "mbpp_sanitized.jsonl"):
+        return ("check",)
+    check = ("check",) if name == "humanevalplus.jsonl" else ()
+    return (*check, "base", *(("plus",) if record["plus_input"] else ()))
+
+
 def test_real_records_give_plans(data_dir: Path) -> None:
     import json
 
     for name in ("humaneval.jsonl", "humanevalplus.jsonl", "mbpp_sanitized.jsonl", "mbppplus.jsonl"):
         with open(data_dir / name, encoding="utf-8") as handle:
             records = [json.loads(line) for line in handle]
-        plans = [plan_for(r, PlanOptions()) for r in records]
-        assert all(p.groups and p.mode == "function" for p in plans), name
-        assert all(p.names for p in plans), name
+        for record in records:
+            plan = plan_for(record, PlanOptions())
+            task = (name, record["task_id"])
+            assert plan.mode == "function" and tuple(g["name"] for g in plan.groups) == real_groups(name, record), task
+            # the one name the tests call: the entry point EvalPlus names, or the one function of
+            # MBPP's reference (beside its helpers) that every one of its asserts calls
+            entry = record.get("entry_point") or mbpp_entry(record)
+            assert (plan.entry_point, plan.names) == (entry, (entry,)), task
+
+
+def mbpp_entry(record: dict) -> str:
+    defined = re.findall(r"^def (\w+)\s*\(", record["code"], re.M)
+    (called,) = [d for d in defined if all(re.search(rf"\b{d}\s*\(", t) for t in record["test_list"])]
+    return called
 
 
 @pytest.mark.parametrize(

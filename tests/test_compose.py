@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from boundary.api.cli import cli
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def compose_config() -> dict:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,108 +19,10 @@ import redis
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from boundary.api.batches import Queued, unpublished_grade_batches
 from boundary.api.cli import cli
-
-BOUNDARY = str(Path(sys.executable).with_name("boundary"))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class Fleet:
-    """Worker processes of one test, all stopped at the end."""
-
-    def __init__(self, database_url: str, broker_url: str, logs: Path):
-        self.database_url, self.broker_url, self.logs = database_url, broker_url, logs
-        self.processes: list[subprocess.Popen] = []
-        self.env = {**os.environ, "BOUNDARY_DATABASE_URL": database_url, "BOUNDARY_BROKER_URL": broker_url}
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([BOUNDARY, *args], env=self.env, capture_output=True, text=True, timeout=300)
-
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.logs / f"worker{len(self.processes)}.log", "w")
-        process = subprocess.Popen(
-            [BOUNDARY, "worker", *args, "--visibility-timeout", "4", "--loglevel", "INFO"],
-            env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for p in self.processes:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.processes:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-
-    def sql(self, query: str) -> list[tuple]:
-        engine = create_engine(self.database_url)
-        with engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(text(query))]
-        engine.dispose()
-        return rows
-
-    def status(self) -> list[dict]:
-        done = self.cli("status", "--json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    def complete(self) -> bool:
-        return all(s["complete"] for s in self.status())
-
-    def log(self) -> str:
-        return "\n".join(p.read_text()[-3000:] for p in sorted(self.logs.glob("worker*.log")))
-
-
-@pytest.fixture
-def fleet(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(postgres_url, redis_url, tmp_path)
-    upgraded = f.cli("db", "upgrade")
-    assert upgraded.returncode == 0, upgraded.stderr
-    try:
-        yield f
-    finally:
-        f.stop()
-
-
-def write_experiment(path: Path, name: str, n: int = 8, limit: int = 6, batch_size: int = 16, engine: str = "echo",
-                     models: str | None = None, engine_options: str = "") -> Path:
-    models = models or (
-        f"  - {{name: {name}-base, model: smollm2-135m, role: base, engine: {engine}, template: boxed{engine_options}}}\n"
-        f"  - {{name: {name}-rl, model: smollm2-135m, role: rlvr, engine: {engine}, template: qwen-boxed{engine_options}}}\n"
-    )
-    path.write_text(
-        f"name: {name}\nn: {n}\nmax_tokens: 32\nbatch_size: {batch_size}\n"
-        f"benchmarks:\n  - {{name: arith, limit: {limit}}}\nmodels:\n{models}"
-    )
-    return path
-
-
-def sample_counts(f: Fleet) -> list[tuple]:
-    """(run, problem, samples, distinct indices, max index) for every problem with samples."""
-    return f.sql(
-        "SELECT run_id, problem_id, count(*), count(DISTINCT sample_index), max(sample_index) "
-        "FROM samples GROUP BY run_id, problem_id ORDER BY run_id, problem_id"
-    )
-
-
-def assert_exactly(f: Fleet, n: int, runs: int, problems: int) -> None:
-    counts = sample_counts(f)
-    assert len(counts) == runs * problems
-    assert all(c[2] == n and c[3] == n and c[4] == n - 1 for c in counts), counts
-    graded = f.sql("SELECT count(*), count(DISTINCT sample_id) FROM verdicts")[0]
-    assert graded == (runs * problems * n, runs * problems * n)
+from boundary.api.db import Database
+from tests.support.fleet import Fleet, assert_exactly, wait_until, write_experiment
 
 
 @pytest.mark.slow
@@ -235,7 +136,14 @@ def test_workers_ride_out_a_database_outage(fleet: Fleet, tmp_path: Path, postgr
     assert cut > 0
     wait_until(fleet.complete, 120, "the run to complete\n" + fleet.log())
     assert_exactly(fleet, n=8, runs=1, problems=10)
-    assert "database unavailable" in fleet.log() or "Retry in" in fleet.log()
+    # the sampler was mid-run at the outages: it waited in-process, backing off, keeping the
+    # samples it had drawn, instead of giving its batch back to the queue to be drawn again
+    waits = re.findall(r"database unavailable \(.+\); retrying in ([\d.]+)s", fleet.worker_log(0))
+    assert waits[:2] == ["0.5", "1.0"], fleet.worker_log(0)
+    # an outage is not a failed delivery: none is counted against a batch, none gives a batch up
+    logs = fleet.worker_log(0) + fleet.worker_log(1)
+    assert not re.search(r"batch \d+ delivery \d+/\d+ failed", logs), logs
+    assert fleet.sql("SELECT DISTINCT status, error FROM batches") == [("done", None)]
 
 
 def test_a_batch_that_kills_its_worker_is_failed_after_bounded_attempts(fleet: Fleet, tmp_path: Path) -> None:
@@ -312,3 +220,61 @@ def test_sandbox_worker_refuses_to_start_without_a_sandbox(fleet: Fleet) -> None
     done = fleet.cli("worker", "sandbox", "--sandbox", "docker", "--concurrency", "1")
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "no sandbox can start" in done.stderr and "--unsafe-no-sandbox" in done.stderr
+
+
+DIES_BEFORE_PUBLISHING = '''"""`boundary`, whose worker is killed (SIGKILL, as by the OOM killer) the
+moment it would publish a grading batch: after recording its sampling batch done, before the
+grading message leaves."""
+import os
+import signal
+
+from celery import Celery
+
+send_task = Celery.send_task
+
+
+def send_task_or_die(self, name, *args, **kwargs):
+    if kwargs.get("queue") == "grade":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return send_task(self, name, *args, **kwargs)
+
+
+Celery.send_task = send_task_or_die
+
+from boundary.api.cli import cli  # noqa: E402 - after the patch
+
+cli(prog_name="boundary")
+'''
+
+
+def test_a_grading_batch_never_published_by_a_dead_sampler_is_published_on_redelivery(fleet: Fleet,
+                                                                                       tmp_path: Path) -> None:
+    """The sampling message of the dead worker, never acknowledged, comes back; the worker it comes
+    to finds the batch done and its grading batch never delivered (unpublished_grade_batches),
+    publishes that, and every sample is graded, with nothing sampled or graded twice."""
+    exp = write_experiment(tmp_path / "orphan.yaml", "orphan", n=4, limit=3, batch_size=4,
+                           models="  - {name: orphan-m, model: smollm2-135m, role: base, engine: echo}\n")
+    assert fleet.cli("submit", str(exp)).returncode == 0
+    dies = tmp_path / "dies_before_publishing.py"
+    dies.write_text(DIES_BEFORE_PUBLISHING)
+    first = fleet.start("sample", "--model", "orphan-m", "--engine", "echo", command=(sys.executable, str(dies)))
+    assert first.wait(120) == -signal.SIGKILL, fleet.log()
+    (done,) = fleet.sql("SELECT id FROM batches WHERE kind = 'sample' AND status = 'done'")
+    (orphan,) = fleet.sql("SELECT id, status, attempts FROM batches WHERE kind = 'grade'")
+    assert orphan[1:] == ("queued", 0)  # recorded, never delivered
+    with Database.opened(fleet.database_url) as db, db.session() as session:
+        assert unpublished_grade_batches(session, done[0]) == [Queued(orphan[0], "grade", "grade")]
+        waiting = fleet.sql("SELECT id FROM batches WHERE kind = 'sample' AND status = 'queued'")
+        assert len(waiting) == 2 and all(unpublished_grade_batches(session, b) == [] for (b,) in waiting)
+
+    fleet.start("grade", "--concurrency", "1")
+    fleet.start("sample", "--model", "orphan-m", "--engine", "echo")
+    wait_until(fleet.complete, 120, "the run to complete after the death\n" + fleet.log())
+    assert_exactly(fleet, n=4, runs=1, problems=3)
+    assert (f"batch {done[0]} was done but its grading batch {orphan[0]} was never published: publishing it"
+            in fleet.worker_log(2))
+    # one delivery of each batch: the redelivered sampling batch was not sampled again, and the
+    # grading batch the dead worker recorded is the one graded (none was made in its place)
+    assert fleet.sql("SELECT kind, status, attempts FROM batches ORDER BY id") == (
+        [("sample", "done", 1)] * 3 + [("grade", "done", 1)] * 3)
+    assert fleet.sql(f"SELECT status FROM batches WHERE id = {orphan[0]}") == [("done",)]

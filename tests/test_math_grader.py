@@ -60,9 +60,12 @@ def started(grader: MathGrader) -> int:
 
 @pytest.mark.parametrize("reference, completion, correct, extracted", CASES)
 def test_grade_answer(reference: str, completion: str, correct: bool, extracted: str | None) -> None:
+    start = time.perf_counter()
     result = grade_answer(reference, completion, {})
+    elapsed = time.perf_counter() - start
     assert result[:3] == (correct, extracted, None)
-    assert result[3] >= 0
+    # the seconds the grading took: this call's own time, most of it (not part of it, not a constant)
+    assert type(result[3]) is float and 0.5 * elapsed < result[3] <= elapsed, (result[3], elapsed)
 
 
 def test_extract_answer_gives_text_or_none() -> None:

@@ -7,18 +7,11 @@ import random
 from fractions import Fraction
 from math import comb
 
-import numpy as np
 import pytest
 
 from boundary.api.errors import ConfigError
 from boundary.api.analysis.estimator import k_grid, mean_pass_at_k, pass_at_k
-
-
-def numpy_reference(n: int, c: int, k: int) -> float:
-    """Chen et al. 2021, Figure 3."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1))
+from tests.support.passk import numpy_reference
 
 
 def exact(n: int, c: int, k: int) -> Fraction:

@@ -12,7 +12,7 @@ import pytest
 from boundary.api.analysis.report import reports, run_report
 from boundary.api.db import Database, schema
 from boundary.api.render.export import to_csv
-from tests.test_passk import numpy_reference
+from tests.support.passk import numpy_reference
 
 
 def build_run(session, model: str, role: str, correct: list[int], n: int, graded: int | None = None) -> int:

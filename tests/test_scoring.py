@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from boundary.api.cli import cli
-from tests.test_fleet import Fleet, fleet, wait_until, write_experiment  # noqa: F401 - the fleet fixture
+from tests.support.fleet import Fleet, wait_until, write_experiment
 
 
 def invoke(*args: str):

@@ -1,1 +1,3 @@
-"""Fixtures and helpers shared by the test modules (no test module imports another)."""
+"""What the test modules share: paths, services (SQLite, PostgreSQL, Redis), the session's
+model, the fleet of worker processes, and reference implementations. Fixtures are registered
+in tests/conftest.py; test modules import helpers from here, never from each other."""
