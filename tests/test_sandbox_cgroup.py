@@ -14,7 +14,7 @@ from boundary.api import defaults
 from boundary.workers.sandbox import SandboxOptions, cgroups, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem
 
-from tests.test_sandbox import EXPECT_FIVE, EXPECT_TRUE, GOOD, observe, run
+from tests.support.sandbox import EXPECT_FIVE, EXPECT_TRUE, GOOD, observe, run
 
 HYBRID = (
     "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"

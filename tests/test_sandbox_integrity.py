@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from boundary.api.types import CodeJob, GradeItem
-from tests.conftest import DATA_DIR
-from tests.test_sandbox import EXPECT_FIVE, GOOD, candidate_processes, observe, plan, run, script
+from tests.support.paths import DATA_DIR
+from tests.support.sandbox import EXPECT_FIVE, GOOD, candidate_processes, observe, plan, run, script
 from boundary.workers.graders.code import CodeGrader
 from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem

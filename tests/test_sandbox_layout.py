@@ -16,7 +16,7 @@ from boundary.workers.sandbox import bwrap as bwrap_module
 from boundary.workers.sandbox.bwrap import bwrap_command, namespace_problem
 from boundary.workers.sandbox.interpreter import PYTHON_DIR, Interpreter, host_interpreter, mask, system_site_dirs
 
-from tests.test_sandbox import observe
+from tests.support.sandbox import observe
 
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 HOST_SITE = sorted({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
