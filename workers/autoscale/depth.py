@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
-from boundary.api.autoscale import check_queue_name
 from boundary.api.errors import ConfigError
+from boundary.api.queues import CPU_QUEUES, SAMPLE_PREFIX, is_ours
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,9 @@ def read_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, Depth]:
 
 def discover_queues(client: redis.Redis) -> list[str]:
     """boundary's queues that hold messages now (waiting or reserved)."""
-    candidates = {raw.decode(errors="replace").split(Channel.sep)[0] for raw in client.scan_iter(match="sample.*", count=500)}
-    candidates |= {"grade", "sandbox", *_count_reserved(client.hvals(Channel.unacked_key))}
-    ours = [q for q in sorted(candidates) if _is_ours(q)]
+    matching = client.scan_iter(match=f"{SAMPLE_PREFIX}*", count=500)
+    candidates = {raw.decode(errors="replace").split(Channel.sep)[0] for raw in matching}
+    candidates |= {*CPU_QUEUES, *_count_reserved(client.hvals(Channel.unacked_key))}
+    ours = [q for q in sorted(candidates) if is_ours(q)]
     return [q for q, depth in read_depths(client, ours).items() if depth.total]
 
-
-def _is_ours(queue: str) -> bool:
-    try:
-        check_queue_name(queue)
-        return True
-    except ConfigError:
-        return False
