@@ -13,6 +13,7 @@ from boundary.api.db import Database, schema
 from boundary.api.db.retry import with_retry
 from boundary.api.db.upsert import insert_ignore
 from boundary.api.errors import ConfigError
+from boundary.api.runs import find_runs, target_runs
 from boundary.api.types import ProgressFn, Scorer, ScoreRequest
 
 PAGE = 512
@@ -69,3 +70,13 @@ def score_run(
 
         with_retry(write, retry_window_s)
         written += len(rows)
+
+
+def score_targets(db: Database, run_ids: Sequence[int], experiment: str | None) -> list[int]:
+    """The runs `boundary score` names: ``run_ids`` as given (each must exist), then the runs
+    of ``experiment``."""
+    with db.session() as session:
+        targets = list(run_ids) + (target_runs(session, experiment) if experiment else [])
+        for rid in run_ids:
+            find_runs(session, [rid])
+    return targets
