@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
-from boundary.api.errors import ConfigError
 from boundary.api.queues import CPU_QUEUES, SAMPLE_PREFIX, is_ours
 
 
@@ -27,14 +26,6 @@ class Depth:
     @property
     def total(self) -> int:
         return self.waiting + self.reserved
-
-
-def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
-    """A client for the broker at ``url``; it connects on first use."""
-    try:
-        return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
-    except ValueError as exc:
-        raise ConfigError(f"invalid broker URL: {exc}") from None
 
 
 def list_names(queue: str) -> list[str]:
