@@ -5,6 +5,7 @@ without a broker."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,16 +124,20 @@ class Scored:
 
 
 def score_here(database_url: str, scorer: str, run_ids: Sequence[int], experiment: str | None,
-               open_engine: Callable[[ModelSpec], Engine], progress: PhaseProgress) -> Scored:
+               open_engine: Callable[[ModelSpec], Engine], bars: AbstractContextManager[PhaseProgress]) -> Scored:
     """Score the runs' samples (``run_ids``, then those of ``experiment``) under ``scorer``, in
-    this process."""
+    this process. ``bars`` shows progress once the model has loaded."""
     with Database.opened(database_url) as db:
         targets = score_targets(db, run_ids, experiment)
         scorer_id, spec = scorer_model(db, scorer)
         engine = open_engine(spec)
-        total = 0
-        for run_id in targets:
-            with db.session() as session:
-                count = session.scalar(select(func.count(schema.Sample.id)).where(schema.Sample.run_id == run_id)) or 0
-            total += score_run(db, engine, scorer_id, run_id, progress=progress(f"run {run_id}", count))
+        with bars as progress:
+            total = sum(_score_run_here(db, engine, scorer_id, run_id, progress) for run_id in targets)
     return Scored(spec.name, targets, total)
+
+
+def _score_run_here(db: Database, engine: Engine, scorer_id: int, run_id: int, progress: PhaseProgress) -> int:
+    with db.session() as session:
+        count = session.scalar(select(func.count(schema.Sample.id)).where(schema.Sample.run_id == run_id)) or 0
+    return score_run(db, engine, scorer_id, run_id, progress=progress(f"run {run_id}", count))
+

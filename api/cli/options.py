@@ -25,33 +25,20 @@ class Group(click.Group):
             ctx.exit(130)
 
 
-def database_option(f: Callable) -> Callable:
-    return click.option(
-        "--database-url",
-        envvar="BOUNDARY_DATABASE_URL",
-        show_envvar=True,
-        help=f"SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...). Default: ./{defaults.DATABASE_FILE}",
-    )(f)
+database_option = click.option(
+    "--database-url", envvar="BOUNDARY_DATABASE_URL", show_envvar=True,
+    help=f"SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...). Default: ./{defaults.DATABASE_FILE}",
+)
 
+data_dir_option = click.option(
+    "--data-dir", envvar="BOUNDARY_DATA_DIR", show_envvar=True, type=click.Path(file_okay=False),
+    help="Folder holding the benchmark files (gsm8k_test.jsonl, math500.jsonl, ...).",
+)
 
-def data_dir_option(f: Callable) -> Callable:
-    return click.option(
-        "--data-dir",
-        envvar="BOUNDARY_DATA_DIR",
-        show_envvar=True,
-        type=click.Path(file_okay=False),
-        help="Folder holding the benchmark files (gsm8k_test.jsonl, math500.jsonl, ...).",
-    )(f)
-
-
-def cache_dir_option(f: Callable) -> Callable:
-    return click.option(
-        "--cache-dir",
-        envvar="BOUNDARY_CACHE_DIR",
-        show_envvar=True,
-        type=click.Path(file_okay=False),
-        help="Where converted model weights are kept. Default: ~/.cache/boundary",
-    )(f)
+cache_dir_option = click.option(
+    "--cache-dir", envvar="BOUNDARY_CACHE_DIR", show_envvar=True, type=click.Path(file_okay=False),
+    help="Where converted model weights are kept. Default: ~/.cache/boundary",
+)
 
 
 def sandbox_options(f: Callable) -> Callable:

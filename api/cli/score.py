@@ -60,9 +60,8 @@ def score(scorer: str, run_ids: tuple[int, ...], experiment: str | None, engine_
     from boundary.workers.engines import open_engine
 
     options = parse_engine_options(engine_options)
-    with PhaseBars(enabled=not quiet and not as_json) as bars:
-        scored = score_here(settings.database_url, scorer, run_ids, experiment, progress=bars,
-                            open_engine=lambda spec: open_engine(engine_name, spec, options, settings.cache_dir))
+    scored = score_here(settings.database_url, scorer, run_ids, experiment, bars=PhaseBars(enabled=not quiet and not as_json),
+                        open_engine=lambda spec: open_engine(engine_name, spec, options, settings.cache_dir))
     if as_json:
         click.echo(json.dumps(scored.to_dict(), indent=2))
     else:
