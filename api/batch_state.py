@@ -1,10 +1,5 @@
-"""Batch state: the unit of queued work, kept in the database (planning, claiming, finishing).
-
-A batch names a run and some of its problems; a queue message carries only the batch id. What
-a batch must do is derived from the stored samples and verdicts when it runs, so a batch
-delivered twice, or two workers racing on one, change nothing. The row counts deliveries: a
-batch that kills its worker every time is marked failed after a bounded number of attempts.
-"""
+"""Batch state: the rows of queued work in the database (planning a run's batches, claiming,
+finishing, failures). A batch delivered twice changes nothing; see docs/fleet.md."""
 
 from __future__ import annotations
 

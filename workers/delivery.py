@@ -1,7 +1,6 @@
-"""Batch delivery: running one batch as a worker does it. One routine (claim, check, do the work
-through the task functions of ``boundary.workers.work``, finish or record the error and back off)
-and a small adapter per kind of batch. Plain functions, no Celery: the tasks in
-``boundary.workers.tasks`` only call these and translate ``Retry``."""
+"""Batch delivery: one routine (claim, check, work, finish, or record the error and back off)
+and a small adapter per kind of batch; plain functions, called by ``boundary.workers.tasks``.
+See docs/fleet.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Grading a JSONL file of completions produced elsewhere (``boundary verify math|code``): one
-pipeline (read and check every line, grade, write atomically, summarise) and an adapter per
-kind of answer. Fields of each line are copied through; see docs/fleet.md for the formats."""
+pipeline (read and check, grade, write atomically, summarise) and an adapter per kind of
+answer. The file formats are in docs/fleet.md."""
 
 from __future__ import annotations
 

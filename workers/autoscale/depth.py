@@ -1,10 +1,5 @@
-"""How deep each queue is, read from the broker the way Kombu's Redis transport stores it.
-
-A queue is a Redis list named after it (messages waiting), plus one list per priority step
-(``queue\\x06\\x163``...) when messages carry priorities. A message a worker has taken but not
-yet acknowledged (with ``acks_late``: until its batch is done) sits in the ``unacked`` hash as
-``[message, exchange, routing_key]``. A queue's depth is both: work not yet finished.
-"""
+"""How deep each queue is (waiting plus unacknowledged messages), read from the broker the way
+Kombu's Redis transport stores it (docs/fleet.md)."""
 
 from __future__ import annotations
 

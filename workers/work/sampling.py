@@ -1,9 +1,5 @@
-"""The sampling task: draw the samples a run is missing for some problems and store them.
-
-Idempotent: what to draw is derived from the database, and samples are written with an
-upsert on (run, problem, sample index), so running it twice, or two processes racing on the
-same problems, still leaves exactly n samples per problem.
-"""
+"""The sampling task: draw the samples a run is missing for some problems and store them,
+idempotently (an upsert on run, problem and sample index)."""
 
 from __future__ import annotations
 
