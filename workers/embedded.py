@@ -40,8 +40,9 @@ class RunOutcome:
     report: RunReport
 
 
-def batches(ids: Sequence[int], per_problem: int, budget: int) -> list[list[int]]:
-    """Split problem ids into batches of about ``budget`` samples each."""
+def chunks(ids: Sequence[int], per_problem: int, budget: int) -> list[list[int]]:
+    """Split problem ids into chunks of about ``budget`` samples each (not queued batches: the
+    embedded mode samples one chunk after another)."""
     size = max(1, budget // max(1, per_problem))
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
@@ -53,7 +54,7 @@ def run_embedded(
     open_engine: Callable[[], Engine],
     open_grader: Callable[[], Grader],
     progress: PhaseProgress = _silent,
-    samples_per_batch: int = defaults.SAMPLES_PER_CHUNK,
+    samples_per_chunk: int = defaults.SAMPLES_PER_CHUNK,
 ) -> RunOutcome:
     """Sample what is missing for ``problems``, grade what is ungraded, and report.
 
@@ -71,8 +72,8 @@ def run_embedded(
     drawn = 0
     if engine is not None:
         advance = progress("sampling", the_plan.missing_samples)
-        for batch in batches(problem_ids, spec.n, samples_per_batch):
-            drawn += sample_problems(db, engine, run_id, batch, advance)
+        for chunk in chunks(problem_ids, spec.n, samples_per_chunk):
+            drawn += sample_problems(db, engine, run_id, chunk, advance)
     with db.session() as session:
         ungraded = ungraded_count(session, run_id, problem_keys=[p.key for p in problems])
     graded = 0
