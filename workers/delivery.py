@@ -185,7 +185,8 @@ class Scoring(_Counted):
     def refusal(self, session: Session, c: Claim) -> str | None:
         scorer = session.get(schema.Model, c.scorer_id)
         if scorer is None or scorer.name != self.model_name:
-            return f"batch {c.batch_id} scores under '{scorer.name if scorer else '?'}', but this worker serves '{self.model_name}'"
+            name = scorer.name if scorer else "?"
+            return f"batch {c.batch_id} scores under '{name}', but this worker serves '{self.model_name}'"
         return None
 
     def work(self, db: Database, c: Claim, window_s: float) -> int:
