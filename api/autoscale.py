@@ -32,10 +32,9 @@ from typing import Any, Protocol
 
 from boundary.api import defaults
 from boundary.api.errors import ConfigError, DataError, UnknownName
+from boundary.api.queues import check_queue_name
 from boundary.api.yamlfile import read_yaml
 
-CPU_QUEUES = ("grade", "sandbox")
-KNOWN_QUEUES = ("sample.MODEL", *CPU_QUEUES)
 TOP_KEYS = {"interval_s", "scale_up_cooldown_s", "scale_down_cooldown_s", "drain_timeout_s", "queues"}
 QUEUE_KEYS = {"min", "max", "target_backlog", "args", "service", "deployment"}
 
@@ -188,12 +187,6 @@ class QueueView:
     @property
     def depth(self) -> int:
         return self.waiting + self.reserved
-
-
-def check_queue_name(name: str) -> str:
-    if name in CPU_QUEUES or (name.startswith("sample.") and len(name) > len("sample.")):
-        return name
-    raise UnknownName("queue", name, KNOWN_QUEUES)
 
 
 def queue_defaults(name: str) -> dict[str, Any]:

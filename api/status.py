@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from boundary.api import defaults
-from boundary.api.batches import failed_problems
+from boundary.api.batch_state import failed_problems
 from boundary.api.db import schema
 
 

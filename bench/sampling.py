@@ -28,7 +28,7 @@ from boundary.api.prompts import get_template
 from boundary.api.runs import RunSpec, problem_seed, register
 from boundary.api.types import SamplingConfig
 from boundary.workers.engines import open_engine
-from boundary.workers.sampling import sample_problems
+from boundary.workers.work.sampling import sample_problems
 
 
 def direct(engine, prompts: list[str], seeds: list[int], config: SamplingConfig, k: int) -> tuple[float, dict]:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from boundary.api.batches import claim, failed_problems, finish, plan_run, record_error
+from boundary.api.batch_state import claim, failed_problems, finish, plan_run, record_error
 from boundary.api.cli import cli
 from boundary.api.db import Database, schema
 from boundary.api.errors import ConfigError, DataError

@@ -165,8 +165,8 @@ def test_a_grading_batch_never_published_is_published_on_redelivery(database: Da
     """A sampling worker that dies after recording its batch done, before publishing the
     grading batch, leaves that batch queued with no message: the redelivered sampling message
     publishes it, once, and not after it has been delivered."""
-    from boundary.api.batches import plan_run
-    from boundary.workers.batches import run_grade_batch, run_sample_batch
+    from boundary.api.batch_state import plan_run
+    from boundary.workers.delivery import run_grade_batch, run_sample_batch
     from boundary.workers.engines.echo import EchoEngine
     from boundary.workers.graders.math import MathGrader
 

@@ -1,10 +1,5 @@
-"""The Celery application: Redis as the broker, the database as the source of truth.
-
-Messages carry batch ids only. Tasks are acknowledged late (after the work is stored), one
-message is prefetched at a time, and a message whose worker died is redelivered by Redis
-after the visibility timeout, or at once for a pool child that died; the batch row counts
-deliveries so that redelivery stops after a bounded number of attempts.
-"""
+"""The Celery application: Redis as the broker, the database as the source of truth; messages
+carry batch ids, acknowledged late (docs/fleet.md)."""
 
 from __future__ import annotations
 

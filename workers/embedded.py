@@ -1,19 +1,27 @@
-"""The embedded mode: one process samples, grades and reports, using the same task functions
-a fleet's workers run. Used by ``boundary run`` with no broker configured."""
+"""The embedded mode: one process samples, grades, scores and reports, with the same task
+functions a fleet's workers run. Used by ``boundary run``, and by ``submit`` and ``score``
+without a broker."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
 
 from boundary.api import defaults
-from boundary.api.db import Database
+from boundary.api.db import Database, schema
+from boundary.api.experiments import Experiment, register_experiment, resolve_all
+from boundary.api.models import ModelSpec, scorer_model
 from boundary.api.prompts import get_template
 from boundary.api.report import RunReport, run_report
 from boundary.api.runs import Plan, RunSpec, plan, register, ungraded_count
 from boundary.api.types import Engine, Grader, Problem, ProgressFn
-from boundary.workers.grading import grade_run
-from boundary.workers.sampling import sample_problems
+from boundary.workers.work.grading import grade_run
+from boundary.workers.work.sampling import sample_problems
+from boundary.workers.work.scoring import score_run, score_targets
 
 PhaseProgress = Callable[[str, int], ProgressFn]
 """Given a phase name and its total, returns the callback that advances it."""
@@ -32,8 +40,9 @@ class RunOutcome:
     report: RunReport
 
 
-def batches(ids: Sequence[int], per_problem: int, budget: int) -> list[list[int]]:
-    """Split problem ids into batches of about ``budget`` samples each."""
+def chunks(ids: Sequence[int], per_problem: int, budget: int) -> list[list[int]]:
+    """Split problem ids into chunks of about ``budget`` samples each (not queued batches: the
+    embedded mode samples one chunk after another)."""
     size = max(1, budget // max(1, per_problem))
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
@@ -45,7 +54,7 @@ def run_embedded(
     open_engine: Callable[[], Engine],
     open_grader: Callable[[], Grader],
     progress: PhaseProgress = _silent,
-    samples_per_batch: int = defaults.SAMPLES_PER_CHUNK,
+    samples_per_chunk: int = defaults.SAMPLES_PER_CHUNK,
 ) -> RunOutcome:
     """Sample what is missing for ``problems``, grade what is ungraded, and report.
 
@@ -63,8 +72,8 @@ def run_embedded(
     drawn = 0
     if engine is not None:
         advance = progress("sampling", the_plan.missing_samples)
-        for batch in batches(problem_ids, spec.n, samples_per_batch):
-            drawn += sample_problems(db, engine, run_id, batch, advance)
+        for chunk in chunks(problem_ids, spec.n, samples_per_chunk):
+            drawn += sample_problems(db, engine, run_id, chunk, advance)
     with db.session() as session:
         ungraded = ungraded_count(session, run_id, problem_keys=[p.key for p in problems])
     graded = 0
@@ -77,3 +86,59 @@ def run_embedded(
     with db.session() as session:
         report = run_report(session, run_id, problem_ids)
     return RunOutcome(run_id, drawn, graded, the_plan, report)
+
+
+def run_experiment_here(
+    db: Database,
+    experiment: Experiment,
+    data_dir: Path | None,
+    open_engine: Callable[..., Engine],
+    open_grader: Callable[[str], Grader],
+    progress: PhaseProgress,
+) -> list[RunReport]:
+    """Each run of the experiment, one after the other, in this process."""
+    resolved = resolve_all(experiment, data_dir)
+    with db.session() as session:
+        register_experiment(session, experiment, [(spec, problems) for spec, problems in resolved])
+    reports = []
+    for spec, problems in resolved:
+        outcome = run_embedded(
+            db,
+            spec,
+            problems,
+            open_engine=lambda spec=spec: open_engine(spec.engine, spec.model, spec.engine_options),
+            open_grader=lambda spec=spec: open_grader(spec.benchmark.kind),
+            progress=progress,
+        )
+        reports.append(outcome.report)
+    return reports
+
+
+@dataclass(frozen=True)
+class Scored:
+    scorer: str
+    run_ids: list[int]
+    scored: int
+
+    def to_dict(self) -> dict:
+        return {"scorer": self.scorer, "runs": self.run_ids, "scored": self.scored}
+
+
+def score_here(database_url: str, scorer: str, run_ids: Sequence[int], experiment: str | None,
+               open_engine: Callable[[ModelSpec], Engine], bars: AbstractContextManager[PhaseProgress]) -> Scored:
+    """Score the runs' samples (``run_ids``, then those of ``experiment``) under ``scorer``, in
+    this process. ``bars`` shows progress once the model has loaded."""
+    with Database.opened(database_url) as db:
+        targets = score_targets(db, run_ids, experiment)
+        scorer_id, spec = scorer_model(db, scorer)
+        engine = open_engine(spec)
+        with bars as progress:
+            total = sum(_score_run_here(db, engine, scorer_id, run_id, progress) for run_id in targets)
+    return Scored(spec.name, targets, total)
+
+
+def _score_run_here(db: Database, engine: Engine, scorer_id: int, run_id: int, progress: PhaseProgress) -> int:
+    with db.session() as session:
+        count = session.scalar(select(func.count(schema.Sample.id)).where(schema.Sample.run_id == run_id)) or 0
+    return score_run(db, engine, scorer_id, run_id, progress=progress(f"run {run_id}", count))
+

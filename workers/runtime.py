@@ -1,8 +1,5 @@
-"""What a worker process holds between tasks: its database, its loaded engine, its grader.
-
-``boundary worker`` configures it before the worker starts; each is created on first use and
-kept, so a sampling worker loads its model once. A forked pool child drops the database
-connections it inherited (``after_fork``)."""
+"""What a worker process holds between tasks: its database, its loaded engine, its graders,
+each created on first use and kept."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Celery tasks: thin, named, taking a batch id, idempotent. The work is in boundary.workers.batches."""
+"""Celery tasks: thin, named, taking a batch id, idempotent. The work is in boundary.workers.delivery."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from celery.app.task import Task
 from boundary.api import defaults
 from boundary.api.db.retry import is_transient
 from boundary.workers import runtime
-from boundary.workers.batches import Retry, run_grade_batch, run_sample_batch, run_score_batch
+from boundary.workers.broker import publish
 from boundary.workers.celery_app import GRADE_TASK, SAMPLE_TASK, SCORE_TASK
-from boundary.workers.queue import publish
+from boundary.workers.delivery import Retry, run_grade_batch, run_sample_batch, run_score_batch
 
 T = TypeVar("T")
 

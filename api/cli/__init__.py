@@ -17,11 +17,12 @@ from boundary.api.cli.autoscale import autoscale
 from boundary.api.cli.benchmarks import benchmarks
 from boundary.api.cli.db import db
 from boundary.api.cli.fleet import resume, status, submit, worker
-from boundary.api.cli.options import Group, log_to_stderr
+from boundary.api.cli.options import Group
 from boundary.api.cli.report import audit, export, report
 from boundary.api.cli.run import run
 from boundary.api.cli.score import score
 from boundary.api.cli.verify import verify
+from boundary.api.log import log_to_stderr
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -12,8 +10,8 @@ from typing import Any
 import click
 
 from boundary.api import autoscale as policies
-from boundary.api.cli.fleet import broker_option, worker
-from boundary.api.cli.options import Group, _StderrHandler, database_option
+from boundary.api.cli.fleet import worker
+from boundary.api.cli.options import Group, broker_option, database_option
 from boundary.api.errors import ConfigError
 
 RUN_EXAMPLES = """\b
@@ -87,28 +85,11 @@ def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dr
         raise ConfigError("--once with the local backend needs --dry-run: its workers stop when the controller does")
     if backend == "local":
         check_worker_args(policy)
-    from boundary.workers.autoscale.controller import Controller, DryRun, serve
-    from boundary.workers.autoscale.depth import connect
+    from boundary.workers.autoscale.controller import BackendOptions, run_controller
 
-    acting = _backend(backend, policy, opts)
-    _log_with_time()
-    controller = Controller(policy, DryRun(acting, start=0 if backend == "local" else None) if dry_run else acting,
-                            connect(opts["broker_url"]), opts["broker_url"], verbose=dry_run or once)
-    serve(controller, once=once)
-
-
-def _backend(name: str, policy: policies.Policy, opts: dict[str, Any]):
-    if name == "compose":
-        from boundary.workers.autoscale.compose import ComposeBackend
-
-        return ComposeBackend(opts["compose_file"], opts["compose_project"], tuple(shlex.split(opts["compose_command"])),
-                              policy.drain_timeout_s)
-    from boundary.workers.autoscale.local import LocalBackend
-
-    env = {**os.environ, "BOUNDARY_BROKER_URL": opts["broker_url"]}
-    if opts["database_url"]:
-        env["BOUNDARY_DATABASE_URL"] = opts["database_url"]
-    return LocalBackend(env, opts["log_dir"], policy.drain_timeout_s)
+    where = BackendOptions(opts["database_url"], opts["log_dir"], opts["compose_file"], opts["compose_project"],
+                           opts["compose_command"])
+    run_controller(policy, backend, opts["broker_url"], where, dry_run=dry_run, once=once)
 
 
 def check_worker_args(policy: policies.Policy) -> None:
@@ -125,17 +106,6 @@ def check_worker_args(policy: policies.Policy) -> None:
                               f"{exc.format_message()}") from None
 
 
-def _log_with_time() -> None:
-    """The controller's lines carry their time: a scaling log is read as a timeline."""
-    logger = logging.getLogger("boundary.autoscale")
-    if not logger.handlers:
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-
-
 @autoscale.command("show", epilog="\b\nExamples:\n  boundary autoscale show\n  boundary autoscale show --json")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON, with each worker's pid and log file.")
 @broker_option(required=True)
@@ -143,9 +113,8 @@ def show(as_json: bool, broker_url: str) -> None:
     """What the controllers run: per queue, its depth, current and desired workers, the last
     decision, and the worker processes of the local backend."""
     from boundary.api.console import queues_table, stdout
-    from boundary.workers.autoscale.depth import connect
     from boundary.workers.autoscale.state import queue_views
-    from boundary.workers.queue import check_broker
+    from boundary.workers.broker import check_broker, connect
 
     check_broker(broker_url)
     views = queue_views(connect(broker_url))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,33 +25,20 @@ class Group(click.Group):
             ctx.exit(130)
 
 
-def database_option(f: Callable) -> Callable:
-    return click.option(
-        "--database-url",
-        envvar="BOUNDARY_DATABASE_URL",
-        show_envvar=True,
-        help=f"SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...). Default: ./{defaults.DATABASE_FILE}",
-    )(f)
+database_option = click.option(
+    "--database-url", envvar="BOUNDARY_DATABASE_URL", show_envvar=True,
+    help=f"SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...). Default: ./{defaults.DATABASE_FILE}",
+)
 
+data_dir_option = click.option(
+    "--data-dir", envvar="BOUNDARY_DATA_DIR", show_envvar=True, type=click.Path(file_okay=False),
+    help="Folder holding the benchmark files (gsm8k_test.jsonl, math500.jsonl, ...).",
+)
 
-def data_dir_option(f: Callable) -> Callable:
-    return click.option(
-        "--data-dir",
-        envvar="BOUNDARY_DATA_DIR",
-        show_envvar=True,
-        type=click.Path(file_okay=False),
-        help="Folder holding the benchmark files (gsm8k_test.jsonl, math500.jsonl, ...).",
-    )(f)
-
-
-def cache_dir_option(f: Callable) -> Callable:
-    return click.option(
-        "--cache-dir",
-        envvar="BOUNDARY_CACHE_DIR",
-        show_envvar=True,
-        type=click.Path(file_okay=False),
-        help="Where converted model weights are kept. Default: ~/.cache/boundary",
-    )(f)
+cache_dir_option = click.option(
+    "--cache-dir", envvar="BOUNDARY_CACHE_DIR", show_envvar=True, type=click.Path(file_okay=False),
+    help="Where converted model weights are kept. Default: ~/.cache/boundary",
+)
 
 
 def sandbox_options(f: Callable) -> Callable:
@@ -82,23 +67,38 @@ def parse_engine_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is at the time (click's test runner swaps it)."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(self.format(record) + "\n")
+def broker_option(required: bool, note: str | None = None) -> Callable[[Callable], Callable]:
+    def decorate(f: Callable) -> Callable:
+        return click.option(
+            "--broker-url",
+            envvar="BOUNDARY_BROKER_URL",
+            show_envvar=True,
+            required=required,
+            help="Redis URL of the queue, e.g. redis://localhost:6379/0."
+            + (f" {note}" if note else "" if required else " Without one, `submit` runs the experiment in this process."),
+        )(f)
+
+    return decorate
 
 
-def log_to_stderr() -> None:
-    """boundary's own log lines (loading a model, converting weights) on stderr."""
-    logger = logging.getLogger("boundary")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
-        logger.setLevel(logging.INFO)
+def worker_options(f: Callable) -> Callable:
+    """What every `boundary worker` command takes: broker, database, delivery and log settings."""
+    f = click.option("--max-attempts", type=int, default=defaults.BATCH_MAX_ATTEMPTS, show_default=True,
+                     help="Deliveries of a batch before it is marked failed.")(f)
+    f = click.option("--visibility-timeout", type=float, default=defaults.VISIBILITY_TIMEOUT_S, show_default=True,
+                     help="Seconds before an unacknowledged message goes to another worker; above the longest batch.")(f)
+    f = click.option("--hostname", help="Worker name (default: kind-queue@host).")(f)
+    f = click.option("--loglevel", default="INFO", show_default=True)(f)
+    f = database_option(f)
+    f = broker_option(required=True)(f)
+    return f
 
 
-def log_through_celery() -> None:
-    """In a worker, Celery's log handler prints boundary's lines: drop the CLI's own."""
-    logger = logging.getLogger("boundary")
-    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
-        logger.removeHandler(handler)
+def worker_settings(opts: dict[str, Any]) -> Any:
+    """The ``WorkerOptions`` a worker starts with, from the options of ``worker_options``."""
+    from boundary.api.config import Settings
+    from boundary.workers.startup import WorkerOptions
+
+    return WorkerOptions(opts["broker_url"], Settings.build(opts["database_url"], None, None).database_url,
+                         opts["max_attempts"], opts["visibility_timeout"], opts["hostname"], opts["loglevel"])

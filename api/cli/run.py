@@ -73,19 +73,15 @@ def run(**opts: Any) -> None:
         limit=opts["limit"], problems=split_ids(opts["problems"]), kind=opts["kind"],
     )
     spec, problems = resolve(request, settings.data_dir)
-    db = Database.connect(settings.database_url)
-    try:
-        with PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars:
-            outcome = run_embedded(
-                db,
-                spec,
-                problems,
-                open_engine=lambda: open_engine(spec.engine, spec.model, {**engine_options, **secret}, settings.cache_dir),
-                open_grader=lambda: grader_opener(opts["sandbox"], opts["unsafe_no_sandbox"])(spec.benchmark.kind),
-                progress=bars,
-            )
-    finally:
-        db.dispose()
+    with Database.opened(settings.database_url) as db, PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars:
+        outcome = run_embedded(
+            db,
+            spec,
+            problems,
+            open_engine=lambda: open_engine(spec.engine, spec.model, {**engine_options, **secret}, settings.cache_dir),
+            open_grader=lambda: grader_opener(opts["sandbox"], opts["unsafe_no_sandbox"])(spec.benchmark.kind),
+            progress=bars,
+        )
     if outcome.plan.benchmark_notice:
         stderr.print(f"note: {outcome.plan.benchmark_notice}")
     if opts["as_json"]:

@@ -38,12 +38,8 @@ def verify_math(input_path: Path, output_path: Path, timeout: float, quiet: bool
     from boundary.workers.verify_file import count_lines, verify_math_file
 
     total = count_lines(input_path)
-    grader = MathGrader(timeout_s=timeout)
-    try:
-        with PhaseBars(enabled=not quiet) as bars:
-            summary = verify_math_file(input_path, output_path, grader, bars("grading", total))
-    finally:
-        grader.close()
+    with MathGrader(timeout_s=timeout) as grader, PhaseBars(enabled=not quiet) as bars:
+        summary = verify_math_file(input_path, output_path, grader, bars("grading", total))
     stderr.print(str(summary))
 
 
@@ -73,17 +69,13 @@ def verify_code(benchmark: str, input_path: Path, output_path: Path, workers: in
     from boundary.api.console import PhaseBars, stderr
     from boundary.workers.graders.code import CodeGrader
     from boundary.workers.graders.code_plans import PlanOptions
-    from boundary.workers.verify_code_file import verify_code_file
-    from boundary.workers.verify_file import count_lines
+    from boundary.workers.verify_file import count_lines, verify_code_file
 
     loaded = load_benchmark(benchmark, Settings.build(None, data_dir, None).data_dir, kind="code")
     if loaded.kind != "code":
         raise ConfigError(f"'{loaded.name}' is a {loaded.kind} benchmark: grade it with `boundary verify {loaded.kind}`")
     grader = CodeGrader(sandbox, unsafe_no_sandbox=unsafe_no_sandbox, workers=workers, all_tests=all_tests,
                         plan_options=PlanOptions(test_timeout_s=timeout))
-    try:
-        with PhaseBars(enabled=not quiet) as bars:
-            summary = verify_code_file(input_path, output_path, loaded, grader, bars("grading", count_lines(input_path)))
-    finally:
-        grader.close()
+    with grader, PhaseBars(enabled=not quiet) as bars:
+        summary = verify_code_file(input_path, output_path, loaded, grader, bars("grading", count_lines(input_path)))
     stderr.print(str(summary))

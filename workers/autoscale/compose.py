@@ -1,7 +1,5 @@
 """The Compose backend: scales the services of docker-compose.yml with `docker compose up
---scale SERVICE=N`. Compose stops surplus containers with SIGTERM (Celery's warm shutdown) and
-waits up to ``--timeout`` (the drain timeout) before killing them; it restarts containers that
-die (``restart: unless-stopped``)."""
+--scale SERVICE=N`; see docs/fleet.md."""
 
 from __future__ import annotations
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -21,8 +23,10 @@ from boundary.api import defaults
 from boundary.api.autoscale import Backend, Decision, Memory, Policy, QueuePolicy, decide
 from boundary.api.db.session import redact_url
 from boundary.api.errors import ConfigError
+from boundary.api.log import log_with_time
 from boundary.workers.autoscale.depth import Depth, read_depths
 from boundary.workers.autoscale.state import age_of, clear_state, read_state, write_state
+from boundary.workers.broker import connect
 
 log = logging.getLogger("boundary.autoscale")
 
@@ -203,3 +207,40 @@ def serve(controller: Controller, once: bool = False) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Where a backend runs workers: ``local`` (processes here, logs in ``log_dir``) or
+    ``compose`` (services of a Compose project)."""
+
+    database_url: str | None = None
+    log_dir: Path | None = None
+    compose_file: str = "docker-compose.yml"
+    compose_project: str | None = None
+    compose_command: str = "docker compose"
+
+
+def open_backend(name: str, policy: Policy, broker_url: str, options: BackendOptions) -> Backend:
+    if name == "compose":
+        from boundary.workers.autoscale.compose import ComposeBackend
+
+        return ComposeBackend(options.compose_file, options.compose_project, tuple(shlex.split(options.compose_command)),
+                              policy.drain_timeout_s)
+    from boundary.workers.autoscale.local import LocalBackend
+
+    env = {**os.environ, "BOUNDARY_BROKER_URL": broker_url}
+    if options.database_url:
+        env["BOUNDARY_DATABASE_URL"] = options.database_url
+    return LocalBackend(env, options.log_dir, policy.drain_timeout_s)
+
+
+def run_controller(policy: Policy, backend: str, broker_url: str, options: BackendOptions, dry_run: bool = False,
+                   once: bool = False) -> None:
+    """Scale ``policy``'s queues through the backend named ``backend`` until stopped (or for
+    one look, ``once``); a dry run decides and says what it would do."""
+    acting = open_backend(backend, policy, broker_url, options)
+    log_with_time("boundary.autoscale")
+    controller = Controller(policy, DryRun(acting, start=0 if backend == "local" else None) if dry_run else acting,
+                            connect(broker_url), broker_url, verbose=dry_run or once)
+    serve(controller, once=once)

@@ -1,10 +1,5 @@
-"""How deep each queue is, read from the broker the way Kombu's Redis transport stores it.
-
-A queue is a Redis list named after it (messages waiting), plus one list per priority step
-(``queue\\x06\\x163``...) when messages carry priorities. A message a worker has taken but not
-yet acknowledged (with ``acks_late``: until its batch is done) sits in the ``unacked`` hash as
-``[message, exchange, routing_key]``. A queue's depth is both: work not yet finished.
-"""
+"""How deep each queue is (waiting plus unacknowledged messages), read from the broker the way
+Kombu's Redis transport stores it (docs/fleet.md)."""
 
 from __future__ import annotations
 
@@ -15,8 +10,7 @@ from dataclasses import dataclass
 import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
-from boundary.api.autoscale import check_queue_name
-from boundary.api.errors import ConfigError
+from boundary.api.queues import CPU_QUEUES, SAMPLE_PREFIX, is_ours
 
 
 @dataclass(frozen=True)
@@ -27,14 +21,6 @@ class Depth:
     @property
     def total(self) -> int:
         return self.waiting + self.reserved
-
-
-def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
-    """A client for the broker at ``url``; it connects on first use."""
-    try:
-        return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
-    except ValueError as exc:
-        raise ConfigError(f"invalid broker URL: {exc}") from None
 
 
 def list_names(queue: str) -> list[str]:
@@ -80,15 +66,9 @@ def read_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, Depth]:
 
 def discover_queues(client: redis.Redis) -> list[str]:
     """boundary's queues that hold messages now (waiting or reserved)."""
-    candidates = {raw.decode(errors="replace").split(Channel.sep)[0] for raw in client.scan_iter(match="sample.*", count=500)}
-    candidates |= {"grade", "sandbox", *_count_reserved(client.hvals(Channel.unacked_key))}
-    ours = [q for q in sorted(candidates) if _is_ours(q)]
+    matching = client.scan_iter(match=f"{SAMPLE_PREFIX}*", count=500)
+    candidates = {raw.decode(errors="replace").split(Channel.sep)[0] for raw in matching}
+    candidates |= {*CPU_QUEUES, *_count_reserved(client.hvals(Channel.unacked_key))}
+    ours = [q for q in sorted(candidates) if is_ours(q)]
     return [q for q, depth in read_depths(client, ours).items() if depth.total]
 
-
-def _is_ours(queue: str) -> bool:
-    try:
-        check_queue_name(queue)
-        return True
-    except ConfigError:
-        return False

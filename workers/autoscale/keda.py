@@ -1,17 +1,5 @@
-"""The Kubernetes backend: KEDA ScaledObjects, one per queue, with KEDA's Redis list scaler.
-KEDA is then the controller: it polls the queue's list and sizes the queue's Deployment.
-
-The policy maps onto KEDA and the HPA it drives: ``target_backlog`` -> ``listLength``,
-``min``/``max`` -> ``minReplicaCount``/``maxReplicaCount``, ``interval_s`` ->
-``pollingInterval``, ``scale_down_cooldown_s`` -> ``cooldownPeriod`` (to zero) and the HPA's
-scale-down stabilization window (N -> M), ``scale_up_cooldown_s`` -> an HPA scale-up policy that
-allows one step per period.
-
-KEDA counts the list only, not the messages workers hold unacknowledged: it may scale a queue
-to zero while its last batch runs. Give the worker Deployments a
-``terminationGracePeriodSeconds`` above the longest batch, so that SIGTERM (Celery's warm
-shutdown) lets it finish.
-"""
+"""The Kubernetes backend: KEDA ScaledObjects, one per queue, with KEDA's Redis list scaler
+(how the policy maps onto KEDA: docs/fleet.md)."""
 
 from __future__ import annotations
 

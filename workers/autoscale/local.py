@@ -1,13 +1,5 @@
-"""The local backend: `boundary worker ...` processes on this host, started and stopped by the
-controller.
-
-Stopping is Celery's warm shutdown: SIGTERM to the worker's main process, which finishes the
-batch it is running (acknowledging it only then, with ``acks_late``), takes no other, and
-exits. A worker still busy after the drain timeout is killed; its message comes back after the
-visibility timeout. Workers are told to stop (SIGTERM) if the controller itself dies.
-A worker that exits on its own is replaced on the next tick; one that keeps exiting right after
-it starts is restarted with a growing delay.
-"""
+"""The local backend: `boundary worker ...` processes on this host, started and stopped (with
+Celery's warm shutdown) by the controller; see docs/fleet.md."""
 
 from __future__ import annotations
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis
 
 from boundary.api import defaults
 from boundary.api.autoscale import QueueView
+from boundary.api.db.session import redact_url
 from boundary.workers.autoscale.depth import discover_queues, read_depths
+from boundary.workers.broker import connect
 
 STALE_INTERVALS = 3
 """A controller's word is stale when it has not written for this many of its intervals."""
@@ -66,3 +68,17 @@ def queue_views(client: redis.Redis, key: str = defaults.AUTOSCALE_STATE_KEY, no
             controller=entry.get("controller"), age_s=age, stale=stale, workers=list(entry.get("workers") or []),
         ))
     return views
+
+
+def queue_reader(broker_url: str, timeout_s: float = 2.0) -> Callable[[], tuple[list[QueueView], str | None]]:
+    """A function that reads the queues now: their views, or none and why the broker does not
+    answer (`boundary status` keeps going without one)."""
+    client = connect(broker_url, timeout_s=timeout_s)
+
+    def read() -> tuple[list[QueueView], str | None]:
+        try:
+            return queue_views(client), None
+        except redis.RedisError as exc:
+            return [], f"broker {redact_url(broker_url)} does not answer: {str(exc).splitlines()[0]}"
+
+    return read

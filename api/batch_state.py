@@ -1,33 +1,16 @@
-"""Batches: the unit of queued work, kept in the database.
-
-A batch names a run and some of its problems; a queue message carries only the batch id. What
-a batch must do is derived from the stored samples and verdicts when it runs, so a batch
-delivered twice, or two workers racing on one, change nothing. The row counts deliveries: a
-batch that kills its worker every time is marked failed after a bounded number of attempts.
-"""
+"""Batch state: the rows of queued work in the database (planning a run's batches, claiming,
+finishing, failures). A batch delivered twice changes nothing; see docs/fleet.md."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from boundary.api.db import schema
-
-
-def sample_queue(model_name: str) -> str:
-    return f"sample.{model_name}"
-
-
-def score_queue(model_name: str) -> str:
-    return f"score.{model_name}"
-
-
-def grade_queue(kind: str) -> str:
-    """Math answers go to ``grade``, code answers to ``sandbox``."""
-    return "sandbox" if kind == "code" else "grade"
+from boundary.api.queues import grade_queue, sample_queue, score_queue
 
 
 @dataclass(frozen=True)
@@ -93,18 +76,15 @@ def plan_run(session: Session, run_id: int, batch_samples: int) -> list[Queued]:
         _new_batch(session, run_id, "sample", sample_queue(model.name), to_sample[i : i + per_batch])
         for i in range(0, len(to_sample), per_batch)
     ]
-    grade_per_batch = max(1, batch_samples // run.n)
     queued += [
-        _new_batch(session, run_id, "grade", grade_queue(bench.kind), to_grade[i : i + grade_per_batch])
-        for i in range(0, len(to_grade), grade_per_batch)
+        _new_batch(session, run_id, "grade", grade_queue(bench.kind), to_grade[i : i + per_batch])
+        for i in range(0, len(to_grade), per_batch)
     ]
     return queued
 
 
 def plan_scores(session: Session, run_id: int, scorer_id: int, batch_samples: int) -> list[Queued]:
     """Score batches for the problems of a run with samples the scorer has not scored."""
-    from sqlalchemy import and_
-
     run = session.get(schema.Run, run_id)
     scorer = session.get(schema.Model, scorer_id)
     problems = sorted(set(session.scalars(

@@ -4,14 +4,14 @@ work is read from the database and verdicts are upserted on their sample."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 
 from boundary.api.db import Database, schema
-from boundary.api.db.retry import with_retry
-from boundary.api.db.upsert import insert_ignore
 from boundary.api.types import GradeItem, Grader, ProgressFn
+from boundary.workers.work.rows import pages, sample_page, write_rows
 
 PAGE = 2000
 """Samples read and graded per page, bounding memory on runs of millions of samples."""
@@ -23,13 +23,9 @@ def _ungraded_query(run_id: int, problem_ids: Sequence[int] | None, after_id: in
                schema.Problem.record)
         .join(schema.Problem, schema.Problem.id == schema.Sample.problem_id)
         .outerjoin(schema.Verdict, schema.Verdict.sample_id == schema.Sample.id)
-        .where(schema.Sample.run_id == run_id, schema.Verdict.id.is_(None), schema.Sample.id > after_id)
-        .order_by(schema.Sample.id)
-        .limit(PAGE)
+        .where(schema.Verdict.id.is_(None))
     )
-    if problem_ids is not None:
-        query = query.where(schema.Sample.problem_id.in_(list(problem_ids)))
-    return query
+    return sample_page(query, run_id, problem_ids, after_id, PAGE)
 
 
 def grade_run(
@@ -43,19 +39,8 @@ def grade_run(
     """Grade the ungraded samples of ``run_id`` (optionally only of ``problem_ids``);
     returns how many verdicts were written. Database calls are retried for
     ``retry_window_s`` while the database is unreachable."""
-    written = 0
-    after = 0
-    while True:
-
-        def read_page(after: int = after) -> list:
-            with db.session() as session:
-                return session.execute(_ungraded_query(run_id, problem_ids, after)).all()
-
-        page = with_retry(read_page, retry_window_s)
-        if not page:
-            return written
-        after = page[-1].id
-        written += grade_samples(db, grader, page, progress, retry_window_s)
+    query = partial(_ungraded_query, run_id, problem_ids)
+    return sum(grade_samples(db, grader, page, progress, retry_window_s) for page in pages(db, query, retry_window_s))
 
 
 def grade_samples(
@@ -86,9 +71,4 @@ def grade_samples(
         }
         for v in grader.grade(items, progress)
     ]
-    def write() -> None:
-        with db.session() as session:
-            insert_ignore(session, schema.Verdict, rows, ["sample_id"])
-
-    with_retry(write, retry_window_s)
-    return len(rows)
+    return write_rows(db, schema.Verdict, rows, ["sample_id"], retry_window_s)

@@ -1,9 +1,5 @@
-"""The sampling task: draw the samples a run is missing for some problems and store them.
-
-Idempotent: what to draw is derived from the database, and samples are written with an
-upsert on (run, problem, sample index), so running it twice, or two processes racing on the
-same problems, still leaves exactly n samples per problem.
-"""
+"""The sampling task: draw the samples a run is missing for some problems and store them,
+idempotently (an upsert on run, problem and sample index)."""
 
 from __future__ import annotations
 
@@ -12,10 +8,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from boundary.api.db import Database, schema
-from boundary.api.db.upsert import insert_ignore
 from boundary.api.db.retry import with_retry
 from boundary.api.runs import SampleWork, render_missing_prompts, sample_work, sampling_config
 from boundary.api.types import Completion, Engine, GenerationRequest, ProgressFn
+from boundary.workers.work.rows import write_rows
 
 WRITE_ROWS = 4096
 """Samples written at once, at most: a write per sample would cost more than the sampling of a
@@ -84,14 +80,10 @@ def sample_problems(
     for row in _rows(run_id, engine.generate(requests, config, progress)):
         batch.append(row)
         if len(batch) >= WRITE_ROWS or time.monotonic() - last_write >= WRITE_AFTER_S:
-            drawn += with_retry(lambda rows=batch: _write(db, rows), retry_window_s)
+            drawn += _write(db, batch, retry_window_s)
             batch, last_write = [], time.monotonic()
-    drawn += with_retry(lambda: _write(db, batch), retry_window_s)
-    return drawn
+    return drawn + _write(db, batch, retry_window_s)
 
 
-def _write(db: Database, rows: list[dict]) -> int:
-    if rows:
-        with db.session() as session:
-            insert_ignore(session, schema.Sample, rows, ["run_id", "problem_id", "sample_index"])
-    return len(rows)
+def _write(db: Database, rows: list[dict], retry_window_s: float) -> int:
+    return write_rows(db, schema.Sample, rows, ["run_id", "problem_id", "sample_index"], retry_window_s)

@@ -1,0 +1,96 @@
+"""Starting a worker process: check what it needs (broker, database, model, sandbox), configure
+``boundary.workers.runtime``, and hand over to Celery's worker on the right queue and pool."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from boundary.api import defaults
+from boundary.api.autoscale import parse_pool_autoscale
+from boundary.api.db import Database
+from boundary.api.errors import ConfigError
+from boundary.api.log import log_through_celery
+from boundary.api.models import worker_model
+from boundary.api.queues import sample_queue, score_queue
+from boundary.workers import runtime
+from boundary.workers.broker import check_broker
+from boundary.workers.celery_app import make_app
+
+MODEL_QUEUES = {"sample": sample_queue, "score": score_queue}
+"""The queue a model worker of each kind serves, from the model's name."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What every worker is started with."""
+
+    broker_url: str
+    database_url: str
+    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS
+    visibility_timeout_s: float = defaults.VISIBILITY_TIMEOUT_S
+    hostname: str | None = None
+    loglevel: str = "INFO"
+
+
+def start_model_worker(kind: str, options: WorkerOptions, model_name: str, weights: str | None, engine_name: str,
+                       engine_options: dict[str, Any], cache_dir: Path, wait_s: float = 0.0) -> None:
+    """Serve one model (``kind``: ``sample`` or ``score``): load it once, then work the batches
+    of its queue, one at a time. A model that cannot load stops the worker before it takes a
+    message."""
+    from boundary.workers.engines import check_engine_name, open_engine
+
+    check_engine_name(engine_name)
+    check_broker(options.broker_url)
+    with Database.opened(options.database_url, auto_migrate=False) as db:
+        spec = worker_model(db, model_name, weights, wait_s=wait_s)
+    runtime.configure(runtime.WorkerConfig(
+        database_url=options.database_url, model_name=model_name, engine_name=engine_name,
+        open_engine=lambda: open_engine(engine_name, spec, engine_options, cache_dir), max_attempts=options.max_attempts,
+    ))
+    runtime.engine()
+    _celery_worker(options, MODEL_QUEUES[kind](model_name), kind, pool="solo", concurrency=1)
+
+
+def start_pool_worker(queue: str, options: WorkerOptions, concurrency: int, pool_autoscale: str | None = None,
+                      concurrency_given: bool = False, sandbox: str = defaults.SANDBOX,
+                      unsafe_no_sandbox: bool = False) -> None:
+    """Grade from ``queue`` (``grade``: math answers, ``sandbox``: code answers) in a pool of
+    ``concurrency`` processes, or one Celery grows and shrinks (``pool_autoscale``: MAX,MIN).
+    A sandbox worker refuses to start where no sandbox can."""
+    from boundary.workers.graders import grader_opener
+
+    if concurrency < 1:
+        raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
+    pool = parse_pool_autoscale(pool_autoscale) if pool_autoscale else None
+    if pool and concurrency_given:
+        raise ConfigError("give --concurrency or --autoscale, not both")
+    check_broker(options.broker_url)
+    with Database.opened(options.database_url, auto_migrate=False):
+        pass  # reachable, and at the schema's head
+    if queue == "sandbox":
+        from boundary.workers.sandbox import open_sandbox
+
+        open_sandbox(sandbox, unsafe_no_sandbox=unsafe_no_sandbox).close()  # refuse now, not on every batch
+    runtime.configure(runtime.WorkerConfig(database_url=options.database_url,
+                                           open_grader=grader_opener(sandbox, unsafe_no_sandbox),
+                                           max_attempts=options.max_attempts))
+    _celery_worker(options, queue, queue, pool="prefork", concurrency=pool[0] if pool else concurrency,
+                   extra=["--autoscale", f"{pool[0]},{pool[1]}"] if pool else [])
+
+
+def _celery_worker(options: WorkerOptions, queue: str, kind: str, pool: str, concurrency: int,
+                   extra: Sequence[str] = ()) -> None:
+    """Run Celery's worker on ``queue`` until it is told to stop."""
+    log_through_celery()
+    app = make_app(options.broker_url, options.database_url, visibility_timeout_s=options.visibility_timeout_s)
+    hostname = options.hostname or f"{kind}-{queue}-{os.getpid()}@{socket.gethostname()}"
+    app.worker_main([
+        "worker", "--queues", queue, "--pool", pool, "--concurrency", str(concurrency),
+        "--loglevel", options.loglevel, "--hostname", hostname, "--without-gossip", "--without-mingle",
+        "--without-heartbeat", *extra,
+    ])
