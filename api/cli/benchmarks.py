@@ -50,18 +50,13 @@ def benchmarks_list(data_dir: str | None = None, as_json: bool = False) -> None:
 def benchmarks_load(name: str, fields: tuple[str, ...], kind: str, database_url: str | None, data_dir: str | None) -> None:
     """Store a benchmark's problems in the database (a changed file becomes a new version)."""
     from boundary.api.benchmarks import load_benchmark
+    from boundary.api.benchmarks.store import store_version
     from boundary.api.db import Database
-    from boundary.api.runs import benchmark_notice, store_benchmark
 
     settings = Settings.build(database_url, data_dir, None)
     loaded = load_benchmark(name, settings.data_dir, fields=fields, kind=kind)  # type: ignore[arg-type]
-    database = Database.connect(settings.database_url)
-    try:
-        with database.session() as session:
-            notice = benchmark_notice(session, loaded)
-            row = store_benchmark(session, loaded)
-            click.echo(f"{row.name} v{row.version}: {row.num_problems} {row.kind} problems ({row.content_hash[:12]})")
-    finally:
-        database.dispose()
+    with Database.opened(settings.database_url) as database, database.session() as session:
+        row, notice = store_version(session, loaded)
+        click.echo(f"{row.name} v{row.version}: {row.num_problems} {row.kind} problems ({row.content_hash[:12]})")
     if notice:
         click.echo(f"note: {notice}", err=True)
