@@ -29,7 +29,7 @@ from boundary.api.db import schema
 from boundary.api.errors import ConfigError, DataError
 from boundary.api.prompts import TEMPLATES
 from boundary.api.requests import RunRequest, resolve
-from boundary.api.runs import RunSpec, register
+from boundary.api.runs import RunSpec, find_runs, register
 from boundary.api.types import Problem, canonical_json
 from boundary.api.yamlfile import read_yaml
 
@@ -256,13 +256,5 @@ def register_experiment(
 
 
 def experiment_runs(session: Session, name: str) -> list[int]:
-    row = session.scalars(select(schema.Experiment).where(schema.Experiment.name == name)).one_or_none()
-    if row is None:
-        raise ConfigError(f"no experiment named '{name}'")
-    return list(
-        session.scalars(
-            select(schema.ExperimentRun.run_id).where(schema.ExperimentRun.experiment_id == row.id).order_by(
-                schema.ExperimentRun.run_id
-            )
-        ).all()
-    )
+    """The ids of the experiment's runs, oldest first; ``NotFound`` for an unknown name."""
+    return find_runs(session, experiment=name)
