@@ -1,23 +1,7 @@
-"""Autoscaling policy: how many workers each queue should have, decided from its depth.
-
-A policy names queues (``sample.<model>``, ``grade``, ``sandbox``) with a floor, a ceiling
-and a target backlog per worker, and global cooldowns. ``decide`` is the whole decision, a
-pure function of the policy, the queue's depth, what it decided before and the time:
-
-    desired = clamp(ceil(depth / target_backlog), min, max)
-
-A scale-up waits ``scale_up_cooldown_s`` after the queue's previous change; a scale-down
-waits until fewer workers have been enough for ``scale_down_cooldown_s`` in a row.
-
-    interval_s: 10
-    scale_up_cooldown_s: 30
-    scale_down_cooldown_s: 300
-    queues:
-      sample.qwen-base: {min: 0, max: 2, target_backlog: 4, args: [--weights, /models/qwen]}
-      grade: {min: 1, max: 4, target_backlog: 20, args: [--concurrency, "4"]}
-
-The controller (``boundary.workers.autoscale``) reads the depths and acts through a backend; this
-module needs neither Redis nor Celery.
+"""The autoscaling policy: how many workers each queue should have, decided from its depth.
+``decide`` is the whole decision, a pure function; the controller (``boundary.workers.autoscale``)
+reads the depths and acts, so this module needs neither Redis nor Celery. The rule, the
+cooldowns and the policy file: docs/library.md, "The autoscaling policy".
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """Experiments: several models with roles x benchmarks x temperatures, from a YAML file or
-the equivalent flags, registered under a name so that submitting again reuses them.
-
-    name: smol-roles
-    n: 8                       # samples per problem (each model may override n, max_tokens...)
-    temperatures: [0.6]        # or temperature: 0.6
-    max_tokens: 256
-    batch_size: 256            # samples per queue message
-    benchmarks:
-      - arith                  # a name, or {name: gsm8k, limit: 50, problems: [...], fields: [...], kind: code}
-    models:
-      - {name: smol-base, model: smollm2-135m, role: base, template: boxed}
-      - {name: smol-rl, model: smollm2-135m, role: rlvr, template: qwen-boxed}
+the equivalent flags, registered under a name so that submitting again reuses them. The file's
+keys, with an example: docs/library.md, "Experiment files".
 """
 
 from __future__ import annotations

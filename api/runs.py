@@ -1,5 +1,6 @@
 """Runs: what identifies one (model, benchmark version, sampling, template, engine), its
-registration in the database with its problems' prompts and seeds, and the one run lookup."""
+registration in the database with its problems' prompts and seeds, and the one run lookup.
+Seeds and registration: docs/library.md, "Runs and planning"."""
 
 from __future__ import annotations
 

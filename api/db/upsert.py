@@ -1,8 +1,6 @@
-"""Idempotent writes: INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike.
-
-On PostgreSQL, large writes go through COPY into a temporary staging table and one
-INSERT ... SELECT ... ON CONFLICT DO NOTHING: the same semantics, several times faster than
-multi-row INSERTs (bench/fleet.py)."""
+"""Idempotent writes: INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; on
+PostgreSQL, large writes go through COPY into a staging table (why: docs/library.md, "Idempotent
+writes")."""
 
 from __future__ import annotations
 
