@@ -50,25 +50,21 @@ class RunSpec:
 
 # --- identity --------------------------------------------------------------------------
 
+def _identity(spec: RunSpec) -> dict[str, Any]:
+    """The columns that identify a run besides its model and benchmark version (uq_runs_identity)."""
+    s = spec.sampling
+    return {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "seed": s.seed,
+            "prompt_template": spec.template, "engine": spec.engine}
+
+
 def stored_run(session: Session, spec: RunSpec) -> schema.Run | None:
     """The run registered for ``spec``, if any (its ``n`` may differ: asking for more tops it up)."""
     model = stored_model(session, spec.model.name)
     bench = stored_benchmark(session, spec.benchmark)
     if model is None or bench is None:
         return None
-    s = spec.sampling
-    return session.scalars(
-        select(schema.Run).where(
-            schema.Run.model_id == model.id,
-            schema.Run.benchmark_id == bench.id,
-            schema.Run.temperature == s.temperature,
-            schema.Run.top_p == s.top_p,
-            schema.Run.max_tokens == s.max_tokens,
-            schema.Run.seed == s.seed,
-            schema.Run.prompt_template == spec.template,
-            schema.Run.engine == spec.engine,
-        )
-    ).one_or_none()
+    key = {"model_id": model.id, "benchmark_id": bench.id, **_identity(spec)}
+    return session.scalars(select(schema.Run).filter_by(**key)).one_or_none()
 
 
 # --- registration ----------------------------------------------------------------------
@@ -76,19 +72,8 @@ def stored_run(session: Session, spec: RunSpec) -> schema.Run | None:
 def _ensure_run(session: Session, spec: RunSpec, model_id: int, benchmark_id: int) -> schema.Run:
     run = stored_run(session, spec)
     if run is None:
-        s = spec.sampling
-        run = schema.Run(
-            model_id=model_id,
-            benchmark_id=benchmark_id,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            max_tokens=s.max_tokens,
-            n=spec.n,
-            seed=s.seed,
-            prompt_template=spec.template,
-            engine=spec.engine,
-            engine_options=dict(spec.engine_options),
-        )
+        run = schema.Run(model_id=model_id, benchmark_id=benchmark_id, n=spec.n,
+                         engine_options=dict(spec.engine_options), **_identity(spec))
         session.add(run)
         session.flush()
     elif spec.n > run.n:

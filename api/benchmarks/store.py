@@ -43,14 +43,8 @@ def store_benchmark(session: Session, benchmark: LoadedBenchmark) -> schema.Benc
     version = (
         session.scalar(select(func.max(schema.Benchmark.version)).where(schema.Benchmark.name == benchmark.name)) or 0
     ) + 1
-    row = schema.Benchmark(
-        name=benchmark.name,
-        version=version,
-        kind=benchmark.kind,
-        source=benchmark.source,
-        content_hash=benchmark.content_hash,
-        num_problems=len(benchmark.problems),
-    )
+    row = schema.Benchmark(name=benchmark.name, version=version, kind=benchmark.kind, source=benchmark.source,
+                           content_hash=benchmark.content_hash, num_problems=len(benchmark.problems))
     session.add(row)
     session.flush()
     session.execute(
