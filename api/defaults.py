@@ -180,7 +180,9 @@ than one across CPUs (measured with bench/sandbox.py: docs/library.md, "Defaults
 SANDBOX_PACKAGES = ("numpy",)
 """Installed packages the sandbox sees (read-only), besides the standard library."""
 
-SANDBOX_PRELOAD = ("numpy", "typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string")
+SANDBOX_PRELOAD = (
+    "numpy", "typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
+)
 """Modules imported once by the sandbox's zygotes, so that no sample pays for importing them: the
 ones most solutions use (HumanEval's prompts import typing). A package from SANDBOX_PACKAGES
 (numpy) is loaded in a second zygote, used only for programs that name it: a bigger zygote

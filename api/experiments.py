@@ -23,8 +23,8 @@ from boundary.api.runs import RunSpec, find_runs, register
 from boundary.api.types import Problem, canonical_json
 from boundary.api.yamlfile import read_yaml
 
-TOP_KEYS = {"name", "n", "temperature", "temperatures", "top_p", "max_tokens", "seed", "batch_size", "benchmarks", "models",
-            "template", "engine"}
+TOP_KEYS = {"name", "n", "temperature", "temperatures", "top_p", "max_tokens", "seed", "batch_size", "benchmarks",
+            "models", "template", "engine"}
 MODEL_KEYS = {"name", "model", "role", "family", "template", "engine", "engine_options", "n", "temperature",
               "temperatures", "top_p", "max_tokens", "seed"}
 BENCHMARK_KEYS = {"name", "limit", "problems", "fields", "hf_split", "hf_config", "kind"}
@@ -228,7 +228,9 @@ def register_experiment(
         session.add(row)
         session.flush()
     run_ids: list[int] = []
-    linked = set(session.scalars(select(schema.ExperimentRun.run_id).where(schema.ExperimentRun.experiment_id == row.id)))
+    linked = set(
+        session.scalars(select(schema.ExperimentRun.run_id).where(schema.ExperimentRun.experiment_id == row.id))
+    )
     for spec, problems in resolved:
         template = TEMPLATES[spec.template]
 

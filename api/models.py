@@ -116,7 +116,9 @@ def register_model(session: Session, model: ModelSpec) -> schema.Model:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def resolve_model(name: str, *, role: str | None = None, family: str | None = None, alias: str | None = None) -> ModelSpec:
+def resolve_model(
+    name: str, *, role: str | None = None, family: str | None = None, alias: str | None = None
+) -> ModelSpec:
     """The spec for ``name``. ``role`` and ``family`` override the alias's; ``alias`` sets the
     name stored in the database (default: the alias, the hub id, or the folder's name)."""
     if role is not None and role not in ROLES:

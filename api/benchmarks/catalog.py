@@ -55,5 +55,7 @@ def listing(data_dir: Path | None) -> list[dict[str, object]]:
     ]
     for spec in SPECS.values():
         found = bool(data_dir and (data_dir / spec.file).is_file())
-        rows.append({"name": spec.name, "kind": spec.kind, "file": spec.file, "found": found, "description": spec.description})
+        rows.append(
+            {"name": spec.name, "kind": spec.kind, "file": spec.file, "found": found, "description": spec.description}
+        )
     return rows

@@ -18,7 +18,10 @@ def db() -> None:
     """
 
 
-@db.command("upgrade", epilog="\b\nExample:\n  BOUNDARY_DATABASE_URL=postgresql+psycopg://localhost/boundary boundary db upgrade")
+UPGRADE_EXAMPLE = "\b\nExample:\n  BOUNDARY_DATABASE_URL=postgresql+psycopg://localhost/boundary boundary db upgrade"
+
+
+@db.command("upgrade", epilog=UPGRADE_EXAMPLE)
 @click.option("--revision", default="head", show_default=True)
 @database_option
 def db_upgrade(revision: str, database_url: str | None) -> None:

@@ -48,7 +48,9 @@ def _copy_insert(session: Session, model: type, rows: Sequence[dict[str, Any]], 
         )
         with cursor.copy(f'COPY "{stage}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
+                copy.write_row(
+                    [json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns]
+                )
         cursor.execute(
             f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" '
             f'ON CONFLICT ({", ".join(conflict)}) DO NOTHING'
