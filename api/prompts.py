@@ -49,7 +49,9 @@ class Template:
     def render(self, problem: Problem, chat: ChatRenderer | None = None) -> str:
         if self.uses_chat_template:
             if chat is None:
-                raise ConfigError(f"template '{self.name}' needs the model's chat template, which this engine cannot render")
+                raise ConfigError(
+                    f"template '{self.name}' needs the model's chat template, which this engine cannot render"
+                )
             content = self.body(problem) if self.body else f"{problem.question}\n{BOXED_INSTRUCTION}"
             return chat([{"role": "user", "content": content}])
         if self.body is not None:

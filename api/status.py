@@ -86,5 +86,7 @@ def run_status(session: Session, run_id: int, window_s: float = defaults.STATUS_
     )
 
 
-def statuses(session: Session, run_ids: Sequence[int], window_s: float = defaults.STATUS_RATE_WINDOW_S) -> list[RunStatus]:
+def statuses(
+    session: Session, run_ids: Sequence[int], window_s: float = defaults.STATUS_RATE_WINDOW_S
+) -> list[RunStatus]:
     return [run_status(session, rid, window_s) for rid in run_ids]

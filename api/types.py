@@ -1,9 +1,7 @@
-"""The small contracts every part plugs into: problems, sampling, engines and graders.
-
-An engine turns prompts into completions; a grader turns (reference, completion) pairs into
-verdicts. Both are protocols so that vLLM, an OpenAI-compatible server, transformers, the math
-grader and later the code sandbox are interchangeable, and the library needs none of them
-installed to be read or tested.
+"""The small contracts every part plugs into: problems, sampling, engines, scorers, graders
+and the code sandbox. Each is a dataclass or a protocol, so that the engines (vLLM, an
+OpenAI-compatible server, transformers), the graders and the sandbox backends are
+interchangeable, and the library needs none of them installed to be read or tested.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import redis
 from click.testing import CliRunner
 from rich.console import Console
 
-from boundary.api.autoscale import Policy, QueuePolicy
+from boundary.api.autoscale_policy import Policy, QueuePolicy
 from boundary.api.cli import cli
 from boundary.api.render.console import queues_table
 from boundary.api.db import Database

@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from boundary.api import defaults
-from boundary.api.autoscale import Memory, Policy, QueuePolicy, build_policy, decide, load_policy, parse_policy, parse_pool_autoscale
+from boundary.api.autoscale_policy import Memory, Policy, QueuePolicy, build_policy, decide, load_policy, parse_policy, parse_pool_autoscale
 from boundary.api.cli import cli
 from boundary.api.cli.autoscale import check_worker_args
 from boundary.api.errors import ConfigError, DataError

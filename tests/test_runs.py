@@ -12,7 +12,8 @@ from boundary.api.benchmarks import LoadedBenchmark
 from boundary.api.db import Database, schema
 from boundary.api.errors import ConfigError
 from boundary.api.models import ModelSpec, resolve_model
-from boundary.api.runs import RunSpec, missing_ranges, plan, problem_seed, register, sample_work
+from boundary.api.planning import missing_ranges, plan, sample_work
+from boundary.api.runs import RunSpec, problem_seed, register
 from boundary.api.types import Problem, SamplingConfig
 
 

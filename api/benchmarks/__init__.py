@@ -1,5 +1,6 @@
 """Benchmarks: built-in files read from a data directory, a generated demo set, any JSONL
-file with a field mapping, or a Hugging Face dataset id."""
+file with a field mapping, or a Hugging Face dataset id. Their versions in the database:
+``boundary.api.benchmarks.store``."""
 
 from __future__ import annotations
 

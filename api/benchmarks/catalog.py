@@ -19,6 +19,7 @@ class BenchmarkSpec:
 
 
 _MATH = FieldMap(id="id", question="problem", answer="answer")
+_CODE = FieldMap(id="task_id", question="prompt", require_answer=False)
 
 SPECS: dict[str, BenchmarkSpec] = {
     spec.name: spec
@@ -29,22 +30,10 @@ SPECS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("amc23", "amc23.jsonl", "math", _MATH, "AMC 2023, 40 problems"),
         BenchmarkSpec("minerva_math", "minerva_math.jsonl", "math", _MATH, "Minerva math, 272 problems"),
         BenchmarkSpec("olympiadbench", "olympiadbench.jsonl", "math", _MATH, "OlympiadBench, 675 problems"),
-        BenchmarkSpec(
-            "humaneval", "humaneval.jsonl", "code",
-            FieldMap(id="task_id", question="prompt", require_answer=False), "HumanEval, 164 Python functions",
-        ),
-        BenchmarkSpec(
-            "humanevalplus", "humanevalplus.jsonl", "code",
-            FieldMap(id="task_id", question="prompt", require_answer=False), "HumanEval+ (EvalPlus), 164 problems",
-        ),
-        BenchmarkSpec(
-            "mbpp", "mbpp_sanitized.jsonl", "code",
-            FieldMap(id="task_id", question="prompt", require_answer=False), "MBPP sanitized, 427 problems",
-        ),
-        BenchmarkSpec(
-            "mbppplus", "mbppplus.jsonl", "code",
-            FieldMap(id="task_id", question="prompt", require_answer=False), "MBPP+ (EvalPlus), 378 problems",
-        ),
+        BenchmarkSpec("humaneval", "humaneval.jsonl", "code", _CODE, "HumanEval, 164 Python functions"),
+        BenchmarkSpec("humanevalplus", "humanevalplus.jsonl", "code", _CODE, "HumanEval+ (EvalPlus), 164 problems"),
+        BenchmarkSpec("mbpp", "mbpp_sanitized.jsonl", "code", _CODE, "MBPP sanitized, 427 problems"),
+        BenchmarkSpec("mbppplus", "mbppplus.jsonl", "code", _CODE, "MBPP+ (EvalPlus), 378 problems"),
     )
 }
 
@@ -66,5 +55,7 @@ def listing(data_dir: Path | None) -> list[dict[str, object]]:
     ]
     for spec in SPECS.values():
         found = bool(data_dir and (data_dir / spec.file).is_file())
-        rows.append({"name": spec.name, "kind": spec.kind, "file": spec.file, "found": found, "description": spec.description})
+        rows.append(
+            {"name": spec.name, "kind": spec.kind, "file": spec.file, "found": found, "description": spec.description}
+        )
     return rows

@@ -22,4 +22,5 @@ def load(dataset_id: str, fields: FieldMap, split: str, config: str | None) -> l
     except Exception as exc:  # datasets raises many unrelated types for "not found / offline"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"hf:{dataset_id}", None, f"cannot load dataset (split '{split}'): {first}") from None
-    return problems_from_records(((i + 1, dict(row)) for i, row in enumerate(data)), fields, f"hf:{dataset_id}[{split}]")
+    records = ((i + 1, dict(row)) for i, row in enumerate(data))
+    return problems_from_records(records, fields, f"hf:{dataset_id}[{split}]")

@@ -79,9 +79,8 @@ class FieldMap:
                 if name in first:
                     return name
             if required:
-                raise DataError(
-                    path, line, f"no {role} field (looked for {', '.join(candidates)}); name it with --field {role}=FIELD"
-                )
+                looked = ", ".join(candidates)
+                raise DataError(path, line, f"no {role} field (looked for {looked}); name it with --field {role}=FIELD")
             return None
 
         return FieldMap(
@@ -92,7 +91,9 @@ class FieldMap:
         )
 
 
-def problems_from_records(records: Iterable[tuple[int, Mapping[str, Any]]], fields: FieldMap, path: object) -> list[Problem]:
+def problems_from_records(
+    records: Iterable[tuple[int, Mapping[str, Any]]], fields: FieldMap, path: object
+) -> list[Problem]:
     """Map (line, record) pairs to problems; every error names the file and line.
 
     Once a field is chosen (given, or detected on the first record) every record must have

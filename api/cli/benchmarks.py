@@ -37,31 +37,31 @@ def benchmarks_list(data_dir: str | None = None, as_json: bool = False) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        where = "generated" if r["file"] is None else (r["file"] + ("" if r["found"] else " (not found: set --data-dir)"))
+        missing = "" if r["found"] else " (not found: set --data-dir)"
+        where = "generated" if r["file"] is None else r["file"] + missing
         click.echo(f"{r['name']:<14} {r['kind']:<5} {where:<45} {r['description']}")
 
 
 @benchmarks.command("load", epilog="\b\nExample:\n  boundary benchmarks load humaneval --data-dir ../shared/data")
 @click.argument("name")
 @click.option("--field", "fields", multiple=True, metavar="ROLE=FIELD")
-@click.option("--kind", type=click.Choice(["math", "code"]), default="math", show_default=True, help="For a JSONL file.")
+@click.option(
+    "--kind", type=click.Choice(["math", "code"]), default="math", show_default=True, help="For a JSONL file."
+)
 @database_option
 @data_dir_option
-def benchmarks_load(name: str, fields: tuple[str, ...], kind: str, database_url: str | None, data_dir: str | None) -> None:
+def benchmarks_load(
+    name: str, fields: tuple[str, ...], kind: str, database_url: str | None, data_dir: str | None
+) -> None:
     """Store a benchmark's problems in the database (a changed file becomes a new version)."""
     from boundary.api.benchmarks import load_benchmark
+    from boundary.api.benchmarks.store import store_version
     from boundary.api.db import Database
-    from boundary.api.runs import benchmark_notice, store_benchmark
 
     settings = Settings.build(database_url, data_dir, None)
     loaded = load_benchmark(name, settings.data_dir, fields=fields, kind=kind)  # type: ignore[arg-type]
-    database = Database.connect(settings.database_url)
-    try:
-        with database.session() as session:
-            notice = benchmark_notice(session, loaded)
-            row = store_benchmark(session, loaded)
-            click.echo(f"{row.name} v{row.version}: {row.num_problems} {row.kind} problems ({row.content_hash[:12]})")
-    finally:
-        database.dispose()
+    with Database.opened(settings.database_url) as database, database.session() as session:
+        row, notice = store_version(session, loaded)
+        click.echo(f"{row.name} v{row.version}: {row.num_problems} {row.kind} problems ({row.content_hash[:12]})")
     if notice:
         click.echo(f"note: {notice}", err=True)

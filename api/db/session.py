@@ -121,8 +121,12 @@ class Database:
         except SQLAlchemyError as exc:
             raise DatabaseError(f"migrating {self.url} failed: {_first_line(exc)}") from None
 
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: not migrated at all)."""
+        return migrate.current_revision(self.engine)
+
     def check_schema(self) -> None:
-        current = migrate.current_revision(self.engine)
+        current = self.revision()
         head = migrate.head_revision()
         if current != head:
             raise DatabaseError(

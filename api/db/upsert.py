@@ -1,8 +1,6 @@
-"""Idempotent writes: INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike.
-
-On PostgreSQL, large writes go through COPY into a temporary staging table and one
-INSERT ... SELECT ... ON CONFLICT DO NOTHING: the same semantics, several times faster than
-multi-row INSERTs (bench/fleet.py)."""
+"""Idempotent writes: INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; on
+PostgreSQL, large writes go through COPY into a staging table (why: docs/library.md, "Idempotent
+writes")."""
 
 from __future__ import annotations
 
@@ -50,7 +48,9 @@ def _copy_insert(session: Session, model: type, rows: Sequence[dict[str, Any]], 
         )
         with cursor.copy(f'COPY "{stage}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
+                copy.write_row(
+                    [json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns]
+                )
         cursor.execute(
             f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" '
             f'ON CONFLICT ({", ".join(conflict)}) DO NOTHING'

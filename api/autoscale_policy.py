@@ -1,23 +1,7 @@
-"""Autoscaling policy: how many workers each queue should have, decided from its depth.
-
-A policy names queues (``sample.<model>``, ``grade``, ``sandbox``) with a floor, a ceiling
-and a target backlog per worker, and global cooldowns. ``decide`` is the whole decision, a
-pure function of the policy, the queue's depth, what it decided before and the time:
-
-    desired = clamp(ceil(depth / target_backlog), min, max)
-
-A scale-up waits ``scale_up_cooldown_s`` after the queue's previous change; a scale-down
-waits until fewer workers have been enough for ``scale_down_cooldown_s`` in a row.
-
-    interval_s: 10
-    scale_up_cooldown_s: 30
-    scale_down_cooldown_s: 300
-    queues:
-      sample.qwen-base: {min: 0, max: 2, target_backlog: 4, args: [--weights, /models/qwen]}
-      grade: {min: 1, max: 4, target_backlog: 20, args: [--concurrency, "4"]}
-
-The controller (``boundary.workers.autoscale``) reads the depths and acts through a backend; this
-module needs neither Redis nor Celery.
+"""The autoscaling policy: how many workers each queue should have, decided from its depth.
+``decide`` is the whole decision, a pure function; the controller (``boundary.workers.autoscale``)
+reads the depths and acts, so this module needs neither Redis nor Celery. The rule, the
+cooldowns and the policy file: docs/library.md, "The autoscaling policy".
 """
 
 from __future__ import annotations
@@ -150,7 +134,8 @@ def decide(policy: Policy, queue: QueuePolicy, depth: int, memory: Memory, now: 
         if below >= policy.scale_down_cooldown_s:
             return made(wanted, "scale-down", f"{need} for {below:.0f}s", Memory(wanted, now))
         left = policy.scale_down_cooldown_s - below
-        return made(before, "hold", f"{need}; scale-down cooldown, {left:.0f}s left", replace(memory, below_since=below_since))
+        held_memory = replace(memory, below_since=below_since)
+        return made(before, "hold", f"{need}; scale-down cooldown, {left:.0f}s left", held_memory)
     return made(before, "steady", need, replace(memory, below_since=None))
 
 
@@ -238,7 +223,8 @@ def _queue(name: str, spec: Any, parent: Mapping) -> QueuePolicy:
     if not isinstance(spec, Mapping):
         raise _error(parent, f"{path}: must be a mapping of min, max, target_backlog, args")
     _no_unknown_keys(spec, QUEUE_KEYS, path)
-    values = {**queue_defaults(name), **{k: spec[k] for k in ("min", "max", "target_backlog") if spec.get(k) is not None}}
+    given = {k: spec[k] for k in ("min", "max", "target_backlog") if spec.get(k) is not None}
+    values = {**queue_defaults(name), **given}
     counts = {k: _integer(values[k], f"{path}.{k}", spec, minimum=1 if k == "target_backlog" else 0) for k in values}
     args = spec.get("args", ())
     if isinstance(args, str):
@@ -251,7 +237,8 @@ def _queue(name: str, spec: Any, parent: Mapping) -> QueuePolicy:
     if "deployment" in names and not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", names["deployment"]):
         raise _error(spec, f"{path}.deployment: '{names['deployment']}' is not a Kubernetes name "
                            "(lowercase letters, digits, '-')")
-    return QueuePolicy(name, counts["min"], counts["max"], counts["target_backlog"], tuple(str(a) for a in args), **names)
+    return QueuePolicy(name, counts["min"], counts["max"], counts["target_backlog"], tuple(str(a) for a in args),
+                       **names)
 
 
 def _checked(policy: Policy) -> Policy:
@@ -278,7 +265,7 @@ def parse_queue_flag(spec: str) -> tuple[str, dict[str, int]]:
     check_queue_name(name)
     keys = ("min", "max", "target_backlog")[: len(parts)]
     values: dict[str, int] = {}
-    for key, raw in zip(keys, parts):
+    for key, raw in zip(keys, parts, strict=True):
         try:
             values[key] = int(raw)
         except ValueError:
@@ -303,8 +290,9 @@ def build_policy(
         merged = {**queue_defaults(name), **({"min": old.min, "max": old.max, "target_backlog": old.target_backlog}
                                              if old else {}), **values}
         for key, value in merged.items():
-            if value < (1 if key == "target_backlog" else 0):
-                raise ConfigError(f"--queue {spec}: {key} must be at least {1 if key == 'target_backlog' else 0}, got {value}")
+            least = 1 if key == "target_backlog" else 0
+            if value < least:
+                raise ConfigError(f"--queue {spec}: {key} must be at least {least}, got {value}")
         queues[name] = QueuePolicy(name, merged["min"], merged["max"], merged["target_backlog"],
                                    *((old.args, old.service, old.deployment) if old else ()))
     if not queues:
