@@ -19,7 +19,7 @@ import redis
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from boundary.api.batches import Queued, unpublished_grade_batches
+from boundary.api.batch_state import Queued, unpublished_grade_batches
 from boundary.api.cli import cli
 from boundary.api.db import Database
 from tests.support.fleet import Fleet, assert_exactly, wait_until, write_experiment

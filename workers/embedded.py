@@ -16,8 +16,9 @@ from boundary.api.db import Database, schema
 from boundary.api.experiments import Experiment, register_experiment, resolve_all
 from boundary.api.models import ModelSpec, scorer_model
 from boundary.api.prompts import get_template
-from boundary.api.report import RunReport, run_report
-from boundary.api.runs import Plan, RunSpec, plan, register, ungraded_count
+from boundary.api.analysis.report import RunReport, run_report
+from boundary.api.planning import Plan, plan, ungraded_count
+from boundary.api.runs import RunSpec, register
 from boundary.api.types import Engine, Grader, Problem, ProgressFn
 from boundary.workers.work.grading import grade_run
 from boundary.workers.work.sampling import sample_problems

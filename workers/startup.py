@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from boundary.api import defaults
-from boundary.api.autoscale import parse_pool_autoscale
+from boundary.api.autoscale_policy import parse_pool_autoscale
 from boundary.api.db import Database
 from boundary.api.errors import ConfigError
 from boundary.api.log import log_through_celery

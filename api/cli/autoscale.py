@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from boundary.api import autoscale as policies
+from boundary.api import autoscale_policy as policies
 from boundary.api.cli.fleet import worker
 from boundary.api.cli.options import Group, broker_option, database_option
 from boundary.api.errors import ConfigError
@@ -112,7 +112,7 @@ def check_worker_args(policy: policies.Policy) -> None:
 def show(as_json: bool, broker_url: str) -> None:
     """What the controllers run: per queue, its depth, current and desired workers, the last
     decision, and the worker processes of the local backend."""
-    from boundary.api.console import queues_table, stdout
+    from boundary.api.render.console import queues_table, stdout
     from boundary.workers.autoscale.state import queue_views
     from boundary.workers.broker import check_broker, connect
 

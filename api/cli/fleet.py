@@ -87,7 +87,7 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
 
 
 def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
-    from boundary.api.console import PhaseBars, passk_table, stdout
+    from boundary.api.render.console import PhaseBars, passk_table, stdout
     from boundary.api.db import Database
     from boundary.workers.embedded import run_experiment_here
     from boundary.workers.engines import open_engine
@@ -134,7 +134,7 @@ def status(targets: tuple[str, ...], as_json: bool, once: bool, interval: float,
     """Progress of runs (default: all): sampled, graded and failed, samples/s and ETA, live
     until every run is complete; with a broker, the queues and their workers too."""
     from boundary.api import status as progress
-    from boundary.api.console import status_table, stdout
+    from boundary.api.render.console import status_table, stdout
     from boundary.api.db import Database
     from boundary.api.runs import find_runs, target_runs
 
@@ -173,7 +173,7 @@ def _queues_table(broker_url: str | None):
     broker that does not answer gives a table that says so."""
     if not broker_url:
         return lambda: None
-    from boundary.api.console import queues_table
+    from boundary.api.render.console import queues_table
     from boundary.workers.autoscale.state import queue_reader
 
     read = queue_reader(broker_url)

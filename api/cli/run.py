@@ -54,7 +54,7 @@ def run(**opts: Any) -> None:
     Running again reuses what is stored; a larger -k tops the run up, drawing only the
     missing samples, with the seeds a single larger run would have used.
     """
-    from boundary.api.console import PhaseBars, passk_table, stderr, stdout
+    from boundary.api.render.console import PhaseBars, passk_table, stderr, stdout
     from boundary.api.db import Database
     from boundary.workers.embedded import run_embedded
     from boundary.workers.engines import open_engine

@@ -55,7 +55,7 @@ def score(scorer: str, run_ids: tuple[int, ...], experiment: str | None, engine_
             click.echo(f"queued {queued.batches} batches on {queued.queue}: "
                        f"start `boundary worker score --model {queued.scorer}`")
         return
-    from boundary.api.console import PhaseBars
+    from boundary.api.render.console import PhaseBars
     from boundary.workers.embedded import score_here
     from boundary.workers.engines import open_engine
 

@@ -33,7 +33,7 @@ def verify_math(input_path: Path, output_path: Path, timeout: float, quiet: bool
 
     Other fields on each line (such as `id`) are copied through. A summary goes to stderr.
     """
-    from boundary.api.console import PhaseBars, stderr
+    from boundary.api.render.console import PhaseBars, stderr
     from boundary.workers.graders.math import MathGrader
     from boundary.workers.verify_file import count_lines, verify_math_file
 
@@ -66,7 +66,7 @@ def verify_code(benchmark: str, input_path: Path, output_path: Path, workers: in
     Other fields on each line are copied through. A summary goes to stderr.
     """
     from boundary.api.benchmarks import load_benchmark
-    from boundary.api.console import PhaseBars, stderr
+    from boundary.api.render.console import PhaseBars, stderr
     from boundary.workers.graders.code import CodeGrader
     from boundary.workers.graders.code_plans import PlanOptions
     from boundary.workers.verify_file import count_lines, verify_code_file

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from boundary.api.analysis.estimator import k_grid
 from boundary.api.analysis.report import RunReport
-from boundary.api.autoscale import QueueView
+from boundary.api.autoscale_policy import QueueView
 from boundary.api.status import RunStatus
 from boundary.api.types import ProgressFn
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from boundary.api import defaults
-from boundary.api.autoscale import QueuePolicy
+from boundary.api.autoscale_policy import QueuePolicy
 
 log = logging.getLogger("boundary.autoscale")
 

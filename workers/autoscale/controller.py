@@ -1,4 +1,4 @@
-"""The controller loop: every interval, read each queue's depth, decide (boundary.api.autoscale.decide),
+"""The controller loop: every interval, read each queue's depth, decide (boundary.api.autoscale_policy.decide),
 log the decision and its reason, act through the backend, and publish the state for `boundary
 status`. A broker that does not answer is waited for, with a log line per attempt; the workers
 stay as they are meanwhile."""
@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from boundary.api import defaults
-from boundary.api.autoscale import Backend, Decision, Memory, Policy, QueuePolicy, decide
+from boundary.api.autoscale_policy import Backend, Decision, Memory, Policy, QueuePolicy, decide
 from boundary.api.db.session import redact_url
 from boundary.api.errors import ConfigError
 from boundary.api.log import log_with_time

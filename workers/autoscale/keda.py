@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from boundary.api.autoscale import Policy, QueuePolicy
+from boundary.api.autoscale_policy import Policy, QueuePolicy
 from boundary.api.errors import ConfigError
 
 PASSWORD_ENV = "BOUNDARY_REDIS_PASSWORD"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from boundary.api import defaults
-from boundary.api.autoscale import QueuePolicy
+from boundary.api.autoscale_policy import QueuePolicy
 
 log = logging.getLogger("boundary.autoscale")
 

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from boundary.api import defaults
-from boundary.api.autoscale import QueueView
+from boundary.api.autoscale_policy import QueueView
 from boundary.api.db.session import redact_url
 from boundary.workers.autoscale.depth import discover_queues, read_depths
 from boundary.workers.broker import connect

@@ -9,7 +9,7 @@ from typing import Any
 
 from boundary.api.db import Database, schema
 from boundary.api.db.retry import with_retry
-from boundary.api.runs import SampleWork, render_missing_prompts, sample_work, sampling_config
+from boundary.api.planning import SampleWork, render_missing_prompts, sample_work, sampling_config
 from boundary.api.types import Completion, Engine, GenerationRequest, ProgressFn
 from boundary.workers.work.rows import write_rows
 
