@@ -24,7 +24,7 @@ def hf_engine(cache_dir: Path) -> Iterator:
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from boundary.api.errors import EngineError
-    from boundary.workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf.engine import TransformersEngine
     from boundary.workers.engines.weights import local_weights
 
     try:
@@ -113,7 +113,8 @@ def test_float32_greedy_equals_transformers_generate(cache_dir: Path, hf_engine)
     import torch
     from transformers import AutoModelForCausalLM
 
-    from boundary.workers.engines.hf import TransformersEngine, parse_options
+    from boundary.workers.engines.hf.engine import TransformersEngine
+    from boundary.workers.engines.hf.options import parse_options
     from boundary.workers.engines.weights import local_weights
 
     path = local_weights(ALIASES["smollm2-135m"], cache_dir)
@@ -150,7 +151,7 @@ def test_completion_fields(whole) -> None:
 
 
 def test_max_model_len_caps_the_completion(cache_dir: Path, hf_engine) -> None:
-    from boundary.workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf.engine import TransformersEngine
 
     (p,) = prompts(hf_engine)[1:2]
     prompt_tokens = len(hf_engine.tokenizer(p)["input_ids"])
@@ -175,7 +176,7 @@ def test_progress_counts_every_sample(hf_engine) -> None:
 )
 def test_bad_options_are_config_errors(cache_dir: Path, options: dict) -> None:
     pytest.importorskip("torch")
-    from boundary.workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf.engine import TransformersEngine
 
     with pytest.raises(ConfigError):
         TransformersEngine.load(ALIASES["smollm2-135m"], options, cache_dir)

@@ -27,7 +27,7 @@ def _openai(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Eng
 
 
 def _hf(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
-    from boundary.workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf.engine import TransformersEngine
 
     return TransformersEngine.load(spec, options, cache_dir)
 
