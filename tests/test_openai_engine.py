@@ -28,7 +28,8 @@ import pytest
 from boundary.api.errors import ConfigError, EngineError
 from boundary.api.models import ModelSpec
 from boundary.api.types import Completion, Engine, GenerationRequest, SamplingConfig
-from boundary.workers.engines.openai import OpenAIEngine, OpenAIOptions
+from boundary.workers.engines.openai.engine import OpenAIEngine
+from boundary.workers.engines.openai.options import OpenAIOptions
 
 MODEL = "fake-model"
 SPEC = ModelSpec(name="fake", path=MODEL, role="other")

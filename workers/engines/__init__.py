@@ -21,7 +21,7 @@ def _vllm(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engin
 
 
 def _openai(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
-    from boundary.workers.engines.openai import OpenAIEngine
+    from boundary.workers.engines.openai.engine import OpenAIEngine
 
     return OpenAIEngine.load(spec, options, cache_dir)
 
