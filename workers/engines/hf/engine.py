@@ -11,7 +11,8 @@ from typing import Any
 
 from boundary.api.errors import EngineError
 from boundary.api.models import ModelSpec
-from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
+from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+from boundary.workers.engines.hf import scoring
 from boundary.workers.engines.hf.attention import ATTENTION, register_attention
 from boundary.workers.engines.hf.batch import Batch, Limits, Prompt, Row, plan
 from boundary.workers.engines.hf.options import HfOptions, parse_options
@@ -107,6 +108,16 @@ class TransformersEngine:
                 finish_reason=row.finish_reason,
                 cumulative_logprob=row.logprob,
             )
+
+    def score(self, requests: Sequence[ScoreRequest], progress: ProgressFn | None = None) -> Iterator[ScoreResult]:
+        """The log-probability of each completion's tokens after its prompt, as the vllm engine
+        gives it. A completion that does not fit in the context is scored on the tokens that do."""
+        if self.model is None:
+            raise EngineError("the hf engine is closed")
+        try:
+            yield from scoring.score(self, requests, progress)
+        except RuntimeError as exc:  # out of memory, a device error
+            raise EngineError(f"transformers scoring failed: {_first_line(exc)}") from exc
 
     def close(self) -> None:
         model, self.model = self.model, None
