@@ -77,7 +77,7 @@ def test_top_up_union_equals_one_larger_draw(hf_engine, whole) -> None:
     assert texts({**first, **rest}) == texts(whole)
     # The texts must be identical. The logprobs were bit-identical on one x86 CPU, but on an
     # AVX-512 one a different number of rows changes the float32 GEMM's blocking, moving sums of
-    # 24 log-probabilities in the 7th digit (the module docstring says so): not a different draw.
+    # 24 log-probabilities in the 7th digit (docs/engines.md says so): not a different draw.
     union = {**first, **rest}
     assert all(math.isclose(union[k].cumulative_logprob, c.cumulative_logprob, rel_tol=1e-5) for k, c in whole.items())
     assert len(set(texts(whole).values())) > 9  # temperature 1: the samples really differ
