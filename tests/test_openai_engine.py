@@ -28,7 +28,8 @@ import pytest
 from boundary.api.errors import ConfigError, EngineError
 from boundary.api.models import ModelSpec
 from boundary.api.types import Completion, Engine, GenerationRequest, SamplingConfig
-from boundary.workers.engines.openai import OpenAIEngine, OpenAIOptions
+from boundary.workers.engines.openai.engine import OpenAIEngine
+from boundary.workers.engines.openai.options import OpenAIOptions
 
 MODEL = "fake-model"
 SPEC = ModelSpec(name="fake", path=MODEL, role="other")
@@ -527,7 +528,7 @@ def test_real_vllm_server_is_seeded_and_reproducible(vllm_server: tuple[str, str
     base_url, model = vllm_server
     spec = ModelSpec(name="smollm2-135m", path=model, role="instruct")
     # One request at a time: vLLM's batched sampling is not batch-invariant, so concurrent
-    # requests make a sample depend on what the server batched it with (the engine's docstring).
+    # requests make a sample depend on what the server batched it with (docs/engines.md).
     engine = OpenAIEngine.load(spec, {"base_url": base_url, "concurrency": 1, "tokenizer": model}, Path("."))
     prompt = engine.render_chat([{"role": "user", "content": "What is 12 + 30?"}])
     config = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=24, seed=0)

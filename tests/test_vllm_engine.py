@@ -96,8 +96,8 @@ def test_float32_where_the_cpu_has_no_native_bfloat16(monkeypatch, probe, fast: 
     import torch
 
     from boundary.workers.engines.cpu import has_fast_bf16
-    from boundary.workers.engines.hf import _resolve_dtype
+    from boundary.workers.engines.hf.options import resolve_dtype
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", probe, raising=False)
     assert has_fast_bf16() is fast
-    assert _resolve_dtype("auto", "cpu") == ("bfloat16" if fast else "float32")
+    assert resolve_dtype("auto", "cpu") == ("bfloat16" if fast else "float32")

