@@ -28,12 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import Tally  # noqa: E402
 from math_verify import parse, verify  # noqa: E402
 
 from boundary.api.types import GradeItem  # noqa: E402
 from boundary.workers.graders.math import MathGrader  # noqa: E402
-
-from _common import Tally  # noqa: E402
 
 BENCHMARKS = ("math500.jsonl", "gsm8k_test.jsonl")
 
