@@ -22,42 +22,19 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import Tally  # noqa: E402
 from math_verify import parse, verify  # noqa: E402
 
 from boundary.api.types import GradeItem  # noqa: E402
 from boundary.workers.graders.math import MathGrader  # noqa: E402
 
 BENCHMARKS = ("math500.jsonl", "gsm8k_test.jsonl")
-
-
-@dataclass
-class Tally:
-    """Items graded, CPU seconds and wall seconds summed over rounds."""
-
-    items: int = 0
-    cpu_s: float = 0.0
-    wall_s: float = 0.0
-    correct: int = 0
-
-    def add(self, items: int, cpu_s: float, wall_s: float, correct: int) -> None:
-        self.items += items
-        self.cpu_s += cpu_s
-        self.wall_s += wall_s
-        self.correct += correct
-
-    @property
-    def per_core(self) -> float:
-        return self.items / self.cpu_s
-
-    @property
-    def per_wall(self) -> float:
-        return self.items / self.wall_s
 
 
 def load_items(data_dir: Path, n: int) -> list[GradeItem]:
@@ -127,7 +104,7 @@ def main() -> None:
                 f"round {round_}: bare {bare.per_core:.1f}/s per core ({bare.per_wall:.1f}/s wall), "
                 f"boundary {ours.per_core:.1f}/s per core ({ours.per_wall:.1f}/s wall), so far"
             )
-    print(f"correct: bare {bare.correct}/{bare.items}, boundary {ours.correct}/{ours.items}")
+    print(f"correct: bare {bare.passed}/{bare.items}, boundary {ours.passed}/{ours.items}")
     print(
         f"ratio {ours.per_core / bare.per_core:.2f} (boundary {ours.per_core:.1f} answers/s vs "
         f"bare math-verify {bare.per_core:.1f} answers/s, per core)"

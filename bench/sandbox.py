@@ -58,39 +58,12 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-@dataclass
-class Tally:
-    """Samples graded, CPU seconds, wall seconds and passes, summed over rounds."""
-
-    items: int = 0
-    cpu_s: float = 0.0
-    wall_s: float = 0.0
-    passed: int = 0
-
-    def add(self, items: int, cpu_s: float, wall_s: float, passed: int) -> None:
-        self.items += items
-        self.cpu_s += cpu_s
-        self.wall_s += wall_s
-        self.passed += passed
-
-    @property
-    def per_core(self) -> float:
-        return self.items / self.cpu_s
-
-    @property
-    def per_wall(self) -> float:
-        return self.items / self.wall_s
-
-    @property
-    def ms(self) -> float:
-        """CPU milliseconds per sample."""
-        return self.cpu_s / self.items * 1e3
+from _common import Tally  # noqa: E402
 
 
 def load_items(data_dir: Path, limit: int) -> list[dict]:

@@ -84,6 +84,23 @@ def autoscaler(fleet: Fleet) -> Iterator[list[Autoscaler]]:  # noqa: F811
         a.stop()
 
 
+def echo_policy(model: str, interval_s: float, cooldowns_s: tuple[float, float], delay_s: float, sample_backlog: int,
+                grade_max: int, grade_backlog: int) -> str:
+    """A policy of two queues: 0 to 3 echo sampling workers of ``model`` answering after ``delay_s``, and 1 to
+    ``grade_max`` grading workers; ``cooldowns_s`` is (scale up, scale down)."""
+    up_s, down_s = cooldowns_s
+    sample_args = ECHO + ["-o", f"delay_s={delay_s}"]
+    grade_args = '[--concurrency, "1", --visibility-timeout, "30"]'
+    return f"""
+interval_s: {interval_s}
+scale_up_cooldown_s: {up_s}
+scale_down_cooldown_s: {down_s}
+queues:
+  sample.{model}: {{min: 0, max: 3, target_backlog: {sample_backlog}, args: {sample_args}}}
+  grade: {{min: 1, max: {grade_max}, target_backlog: {grade_backlog}, args: {grade_args}}}
+"""
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -189,14 +206,8 @@ def test_status_shows_current_and_desired_workers_per_queue(redis_url: str, sqli
 
 def test_a_backlog_scales_up_at_once_and_the_drained_fleet_goes_back_to_its_floor(
         fleet: Fleet, autoscaler: list[Autoscaler], tmp_path: Path) -> None:  # noqa: F811
-    a = Autoscaler(fleet, f"""
-interval_s: 0.3
-scale_up_cooldown_s: 5
-scale_down_cooldown_s: 1
-queues:
-  sample.up-m: {{min: 0, max: 3, target_backlog: 2, args: {ECHO + ["-o", "delay_s=0.05"]}}}
-  grade: {{min: 1, max: 2, target_backlog: 8, args: [--concurrency, "1", --visibility-timeout, "30"]}}
-""")
+    a = Autoscaler(fleet, echo_policy("up-m", interval_s=0.3, cooldowns_s=(5, 1), delay_s=0.05, sample_backlog=2,
+                                      grade_max=2, grade_backlog=8))
     autoscaler.append(a)
     wait_until(lambda: a.counts("grade") == (1, 1) and a.counts("sample.up-m") == (0, 0), 30,
                "the fleet at its floor\n" + a.log())
@@ -226,14 +237,8 @@ def test_a_scale_down_in_the_middle_of_a_batch_loses_and_duplicates_nothing(
     exp = write_experiment(tmp_path / "mid.yaml", "mid", n=8, limit=12, batch_size=8,
                            models="  - {name: mid-m, model: smollm2-135m, role: base, engine: echo}\n")
     assert fleet.cli("submit", str(exp)).returncode == 0
-    a = Autoscaler(fleet, f"""
-interval_s: 0.2
-scale_up_cooldown_s: 0
-scale_down_cooldown_s: 0
-queues:
-  sample.mid-m: {{min: 0, max: 3, target_backlog: 4, args: {ECHO + ["-o", "delay_s=0.25"]}}}
-  grade: {{min: 1, max: 1, target_backlog: 20, args: [--concurrency, "1", --visibility-timeout, "30"]}}
-""")
+    a = Autoscaler(fleet, echo_policy("mid-m", interval_s=0.2, cooldowns_s=(0, 0), delay_s=0.25, sample_backlog=4,
+                                      grade_max=1, grade_backlog=20))
     autoscaler.append(a)
     db = Database.connect(fleet.database_url, auto_migrate=False)
     progress: list[tuple[int, int]] = []

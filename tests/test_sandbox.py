@@ -38,6 +38,15 @@ def sandbox():
     server.close()
 
 
+@pytest.fixture
+def unharmed(sandbox):
+    """Checks after the test, as ``assert_unharmed``, that nothing of its samples survives on the host and that the
+    same sandbox (not restarted) still grades a good sample correctly."""
+    starts = sandbox.starts
+    yield
+    assert_unharmed(sandbox, starts)
+
+
 # --- what the sandbox lets code see ------------------------------------------------------------
 
 
@@ -111,8 +120,8 @@ def test_seccomp_blocks_tracing_and_namespaces(sandbox) -> None:
 # --- the hostile corpus ------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("unharmed")
 def test_fork_bomb_is_bounded_and_leaves_nothing(sandbox) -> None:
-    starts = sandbox.starts
     bomb = (
         "import os, time\ndef f():\n    n = 0\n    try:\n        while True:\n            if os.fork() == 0:\n"
         "                time.sleep(60)\n                os._exit(0)\n            n += 1\n    except OSError:\n"
@@ -123,17 +132,15 @@ def test_fork_bomb_is_bounded_and_leaves_nothing(sandbox) -> None:
     assert run(sandbox, bomb.replace("return n", "return False"))["status"] == "failed"
     infinite = "import os\ndef f():\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n"
     assert run(sandbox, infinite)["status"] in ("timeout", "crashed")
-    assert_unharmed(sandbox, starts)
 
 
+@pytest.mark.usefixtures("unharmed")
 def test_memory_bomb(sandbox) -> None:
-    starts = sandbox.starts
     grown = observe(sandbox, "def f():\n    chunks = []\n    try:\n        while True:\n"
                              "            chunks.append(bytearray(64 << 20))\n    except MemoryError:\n"
                              "        return len(chunks) * 64\n")
     assert grown <= 2048  # MiB: RLIMIT_AS
     assert run(sandbox, "def f():\n    return bytearray(1 << 40)\n")["status"] == "failed"
-    assert_unharmed(sandbox, starts)
 
 
 @pytest.mark.parametrize(
@@ -146,15 +153,14 @@ def test_memory_bomb(sandbox) -> None:
     ],
     ids=["infinite-loop", "long-sleep", "sigterm-ignored", "loop-while-loading"],
 )
+@pytest.mark.usefixtures("unharmed")
 def test_time_limits(sandbox, program: str) -> None:
-    starts = sandbox.starts
     report = run(sandbox, program)
     assert report["status"] == "timeout" and report["first_failure"]["outcome"] == "timeout", report
-    assert_unharmed(sandbox, starts)
 
 
+@pytest.mark.usefixtures("unharmed")
 def test_megabytes_of_output(sandbox) -> None:
-    starts = sandbox.starts
     report = run(sandbox, "import sys, os\ndef f():\n    sys.stdout.write('passed\\n' * 10_000_000)\n"
                           "    os.write(2, b'x' * (50 << 20))\n    return False\n")
     assert report["status"] == "failed"
@@ -162,7 +168,6 @@ def test_megabytes_of_output(sandbox) -> None:
                  mode="stdio")
     flood = run(sandbox, "while True:\n    print('x' * 100000)\n", stdio)
     assert flood["status"] == "failed" and "printed more than" in flood["first_failure"]["message"]
-    assert_unharmed(sandbox, starts)
 
 
 @pytest.mark.parametrize(
@@ -178,15 +183,14 @@ def test_megabytes_of_output(sandbox) -> None:
     ],
     ids=["segfault", "deep-recursion", "exit-0-during-tests", "exit-0-before-tests"],
 )
+@pytest.mark.usefixtures("unharmed")
 def test_crashes(sandbox, program: str, reason: str) -> None:
-    starts = sandbox.starts
     report = run(sandbox, program)
     assert report["status"] == "crashed" and reason in report["first_failure"]["message"], report
-    assert_unharmed(sandbox, starts)
 
 
+@pytest.mark.usefixtures("unharmed")
 def test_daemon_does_not_outlive_its_sample(sandbox) -> None:
-    starts = sandbox.starts
     daemon = (
         "import os, time\ndef f():\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
         "            for _ in range(600):\n                open('/dev/shm/alive', 'w').write(str(time.time()))\n"
@@ -195,11 +199,10 @@ def test_daemon_does_not_outlive_its_sample(sandbox) -> None:
     assert run(sandbox, daemon)["status"] == "failed"
     assert candidate_processes(sandbox) == []
     assert observe(sandbox, "import os\ndef f():\n    return os.path.exists('/dev/shm/alive')\n") is False
-    assert_unharmed(sandbox, starts)
 
 
+@pytest.mark.usefixtures("unharmed")
 def test_nothing_written_reaches_the_host_or_the_next_sample(sandbox) -> None:
-    starts = sandbox.starts
     marker = f"boundary-escape-{uuid.uuid4().hex}"
     writer = (
         "import os, ctypes\ndef f():\n    for path in ('/tmp/M', '/dev/shm/M', 'M', os.path.expanduser('~/M')):\n"
@@ -214,11 +217,10 @@ def test_nothing_written_reaches_the_host_or_the_next_sample(sandbox) -> None:
         "    return found\n"
     ).replace("M", marker)
     assert observe(sandbox, reader) == []
-    assert_unharmed(sandbox, starts)
 
 
+@pytest.mark.usefixtures("unharmed")
 def test_subprocess_runs_inside_and_dies_with_the_sample(sandbox) -> None:
-    starts = sandbox.starts
     probe = (
         "import subprocess\ndef f():\n    out = subprocess.run(['sh', '-c', 'id -u; ls /; (sleep 600 >/dev/null 2>&1 &); echo done'],\n"
         "                         capture_output=True, text=True, timeout=5)\n    return out.stdout\n"
@@ -226,7 +228,6 @@ def test_subprocess_runs_inside_and_dies_with_the_sample(sandbox) -> None:
     output = observe(sandbox, probe)
     assert output.splitlines()[0] != "0" and output.strip().endswith("done") and "work" not in output.split()
     assert candidate_processes(sandbox) == []
-    assert_unharmed(sandbox, starts)
 
 
 def test_project_tree_and_host_home_are_invisible(sandbox) -> None:
@@ -264,12 +265,11 @@ def test_project_tree_and_host_home_are_invisible(sandbox) -> None:
     ids=["atexit", "excepthook", "trace-profile-hooks", "sys-exit-0", "passed-marker-on-every-fd", "kill-parent",
          "eq-always-true", "int-subclass-eq", "search-memory-for-tests", "read-other-processes-memory"],
 )
+@pytest.mark.usefixtures("unharmed")
 def test_faking_tricks_fail(sandbox, program: str) -> None:
-    starts = sandbox.starts
     report = run(sandbox, program, EXPECT_FIVE)
     assert report["status"] != "passed", report
     assert "P" not in report["tests"].get("plus", ""), report
-    assert_unharmed(sandbox, starts)
 
 
 def test_compared_outputs_use_the_official_harness_equality_but_no_class_of_the_candidates(sandbox) -> None:
@@ -391,11 +391,11 @@ def test_a_sample_that_ran_out_of_time_is_graded_again_with_larger_limits(sandbo
     assert "retried" not in run(sandbox, GOOD, timed)
 
 
+@pytest.mark.usefixtures("unharmed")
 def test_a_scratch_folder_changed_without_a_file_is_new_again_for_the_next_sample(sandbox) -> None:
     """The scratch file systems are replaced whenever a sample changed them, also when it left
     no file: a mode or an extended attribute set on the working directory, or a file made and
     removed, is gone for the next sample, which finds an empty, private working directory."""
-    starts = sandbox.starts
     marker = (
         "import os\ndef f():\n    os.setxattr('.', 'user.boundary', b'left')\n    open('x', 'w').close()\n"
         "    os.unlink('x')\n    os.chmod('.', 0o1777)\n    return False\n"
@@ -404,4 +404,3 @@ def test_a_scratch_folder_changed_without_a_file_is_new_again_for_the_next_sampl
     seen = observe(sandbox, "import os, stat\ndef f():\n    st = os.stat('.')\n"
                             "    return os.listxattr('.'), stat.S_IMODE(st.st_mode), os.listdir('.')\n")
     assert seen == ([], 0o700, []), seen
-    assert_unharmed(sandbox, starts)
