@@ -12,7 +12,15 @@ from typing import Generic, TypeVar
 from sqlalchemy.orm import Session
 
 from boundary.api import defaults
-from boundary.api.batch_state import Claim, Queued, claim, finish, grade_batch_for, record_error, unpublished_grade_batches
+from boundary.api.batch_state import (
+    Claim,
+    Queued,
+    claim,
+    finish,
+    grade_batch_for,
+    record_error,
+    unpublished_grade_batches,
+)
 from boundary.api.db import Database, schema
 from boundary.api.db.retry import is_transient, with_retry
 from boundary.api.types import Engine, Grader

@@ -21,7 +21,6 @@ from boundary.api.types import Completion, GenerationRequest, ProgressFn, Sampli
 from boundary.workers.engines.cpu import has_fast_bf16
 from boundary.workers.engines.weights import local_weights
 
-
 log = logging.getLogger("boundary.engines.vllm")
 
 

@@ -14,12 +14,18 @@ from typing import Any
 from boundary.api import defaults
 from boundary.workers.sandbox import cgroups
 from boundary.workers.sandbox.channel import ProcessChannel
+from boundary.workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 from boundary.workers.sandbox.framing import BOOTSTRAP
 from boundary.workers.sandbox.interpreter import (
-    Interpreter, host_interpreter, library_env, mask, stdlib_masks, stdlib_mounts, system_site_dirs,
+    Interpreter,
+    host_interpreter,
+    library_env,
+    mask,
+    stdlib_masks,
+    stdlib_mounts,
+    system_site_dirs,
 )
 from boundary.workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
-from boundary.workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN")
 """What the server keeps as root inside: switching uids, killing, a scratch directory, tmpfs

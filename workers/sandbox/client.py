@@ -15,7 +15,19 @@ from typing import Any, Protocol
 from boundary.api.errors import GradingError
 from boundary.api.types import CodeJob
 from boundary.workers.sandbox import (
-    asserts, candidate, cleanup, compare, framing, hardening, judge, link, oracles, report, server, values, zygote,
+    asserts,
+    candidate,
+    cleanup,
+    compare,
+    framing,
+    hardening,
+    judge,
+    link,
+    oracles,
+    report,
+    server,
+    values,
+    zygote,
 )
 from boundary.workers.sandbox.candidate import compile_program
 from boundary.workers.sandbox.framing import Closed, Timeout, bundle, frame, read_frame
