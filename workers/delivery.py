@@ -213,12 +213,14 @@ def run_sample_batch(db: Database, engine: Callable[[], Engine], batch_id: int, 
 
 
 def run_grade_batch(db: Database, grader: Callable[[str], Grader], batch_id: int, *,
-                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS, window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
+                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
+                    window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
     """Grade one batch; returns the number of verdicts written."""
     return deliver(db, Grading(grader), batch_id, max_attempts, window_s)
 
 
 def run_score_batch(db: Database, engine: Callable[[], Engine], batch_id: int, *, model_name: str,
-                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS, window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
+                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
+                    window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
     """Score one batch of a run's samples under the model this worker serves."""
     return deliver(db, Scoring(engine, model_name), batch_id, max_attempts, window_s)

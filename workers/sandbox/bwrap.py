@@ -188,7 +188,8 @@ class BwrapBackend:
         return f"bwrap sandbox cannot start: {last or problem}"
 
     def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"as_root": self.as_root, "packages": [t for _s, t in package_binds(self.options.packages)]}
+        info: dict[str, Any] = {"as_root": self.as_root,
+                                "packages": [t for _s, t in package_binds(self.options.packages)]}
         if self._slot is not None:
             info.update(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid)
         info["cpu"] = self._cpu.cpu if self._cpu is not None else None

@@ -137,7 +137,8 @@ class ForkServer:
             channel.close()
             raise GradingError(self._backend.explain(None, str(hello.get("error"))))
         self._channel, self.info = channel, hello
-        self._compiles = hello.get("hexversion") == sys.hexversion and hello.get("implementation") == sys.implementation.name
+        self._compiles = (hello.get("hexversion") == sys.hexversion
+                          and hello.get("implementation") == sys.implementation.name)
         self._plans.clear()
         self._jobs = 0
         self.starts += 1
