@@ -12,7 +12,15 @@ from typing import Generic, TypeVar
 from sqlalchemy.orm import Session
 
 from boundary.api import defaults
-from boundary.api.batch_state import Claim, Queued, claim, finish, grade_batch_for, record_error, unpublished_grade_batches
+from boundary.api.batch_state import (
+    Claim,
+    Queued,
+    claim,
+    finish,
+    grade_batch_for,
+    record_error,
+    unpublished_grade_batches,
+)
 from boundary.api.db import Database, schema
 from boundary.api.db.retry import is_transient, with_retry
 from boundary.api.types import Engine, Grader
@@ -205,12 +213,14 @@ def run_sample_batch(db: Database, engine: Callable[[], Engine], batch_id: int, 
 
 
 def run_grade_batch(db: Database, grader: Callable[[str], Grader], batch_id: int, *,
-                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS, window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
+                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
+                    window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
     """Grade one batch; returns the number of verdicts written."""
     return deliver(db, Grading(grader), batch_id, max_attempts, window_s)
 
 
 def run_score_batch(db: Database, engine: Callable[[], Engine], batch_id: int, *, model_name: str,
-                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS, window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
+                    max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
+                    window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
     """Score one batch of a run's samples under the model this worker serves."""
     return deliver(db, Scoring(engine, model_name), batch_id, max_attempts, window_s)

@@ -12,12 +12,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from boundary.api import defaults
+from boundary.api.analysis.report import RunReport, run_report
 from boundary.api.db import Database, schema
 from boundary.api.experiments import Experiment, register_experiment, resolve_all
 from boundary.api.models import ModelSpec, scorer_model
-from boundary.api.prompts import get_template
-from boundary.api.analysis.report import RunReport, run_report
 from boundary.api.planning import Plan, plan, ungraded_count
+from boundary.api.prompts import get_template
 from boundary.api.runs import RunSpec, register
 from boundary.api.types import Engine, Grader, Problem, ProgressFn
 from boundary.workers.work.grading import grade_run

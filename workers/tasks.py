@@ -52,7 +52,8 @@ def sample(self: Task, batch_id: int) -> None:
 @shared_task(name=GRADE_TASK, bind=True, acks_late=True, max_retries=None)
 def grade(self: Task, batch_id: int) -> None:
     config = runtime.config()
-    _deliver(self, lambda: run_grade_batch(runtime.database(), runtime.grader, batch_id, max_attempts=config.max_attempts))
+    _deliver(self, lambda: run_grade_batch(runtime.database(), runtime.grader, batch_id,
+                                           max_attempts=config.max_attempts))
 
 
 @shared_task(name=SCORE_TASK, bind=True, acks_late=True, max_retries=None)

@@ -39,8 +39,8 @@ class ComposeBackend:
     def up_command(self, queue: QueuePolicy, replicas: int) -> list[str]:
         """Scale the queue's service to ``replicas`` containers without touching the others."""
         service = queue.compose_service()
-        return [*self.base(), "up", "--detach", "--no-deps", "--no-recreate", "--timeout", str(int(self.drain_timeout_s)),
-                "--scale", f"{service}={replicas}", service]
+        return [*self.base(), "up", "--detach", "--no-deps", "--no-recreate",
+                "--timeout", str(int(self.drain_timeout_s)), "--scale", f"{service}={replicas}", service]
 
     def ps_command(self, queue: QueuePolicy) -> list[str]:
         """The running containers of the queue's service, one id a line."""
@@ -79,6 +79,7 @@ class ComposeBackend:
             return None
         if done.returncode != 0:
             message = (done.stderr or done.stdout or "").strip().splitlines()
-            log.log(level, "`%s` failed (exit %s): %s", shlex.join(argv), done.returncode, message[-1] if message else "")
+            log.log(level, "`%s` failed (exit %s): %s", shlex.join(argv), done.returncode,
+                    message[-1] if message else "")
             return None
         return done

@@ -225,8 +225,8 @@ def open_backend(name: str, policy: Policy, broker_url: str, options: BackendOpt
     if name == "compose":
         from boundary.workers.autoscale.compose import ComposeBackend
 
-        return ComposeBackend(options.compose_file, options.compose_project, tuple(shlex.split(options.compose_command)),
-                              policy.drain_timeout_s)
+        return ComposeBackend(options.compose_file, options.compose_project,
+                              tuple(shlex.split(options.compose_command)), policy.drain_timeout_s)
     from boundary.workers.autoscale.local import LocalBackend
 
     env = {**os.environ, "BOUNDARY_BROKER_URL": broker_url}

@@ -167,7 +167,8 @@ class LocalBackend:
         try:
             with open(path, "ab") as out:
                 process = subprocess.Popen(command, env=dict(self.env), stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+                                           stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=_die_with_parent)
         except OSError as exc:
             restarts = self._restarts.setdefault(queue.queue, _Restarts())
             restarts.not_before = self.clock() + defaults.AUTOSCALE_RESTART_BACKOFF_MAX_S

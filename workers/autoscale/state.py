@@ -21,11 +21,13 @@ STALE_INTERVALS = 3
 """A controller's word is stale when it has not written for this many of its intervals."""
 
 
-def write_state(client: redis.Redis, entries: Mapping[str, Mapping[str, Any]], key: str = defaults.AUTOSCALE_STATE_KEY) -> None:
+def write_state(client: redis.Redis, entries: Mapping[str, Mapping[str, Any]],
+                key: str = defaults.AUTOSCALE_STATE_KEY) -> None:
     client.hset(key, mapping={queue: json.dumps(entry, sort_keys=True) for queue, entry in entries.items()})
 
 
-def clear_state(client: redis.Redis, controller: str, queues: Sequence[str], key: str = defaults.AUTOSCALE_STATE_KEY) -> None:
+def clear_state(client: redis.Redis, controller: str, queues: Sequence[str],
+                key: str = defaults.AUTOSCALE_STATE_KEY) -> None:
     """Remove this controller's entries (not those another controller wrote since)."""
     mine = [q for q, entry in read_state(client, key).items() if q in queues and entry.get("controller") == controller]
     if mine:
@@ -48,7 +50,8 @@ def age_of(entry: Mapping[str, Any], now: float) -> tuple[float, bool]:
     return age, age > STALE_INTERVALS * float(entry.get("interval_s", defaults.AUTOSCALE_INTERVAL_S)) + 5
 
 
-def queue_views(client: redis.Redis, key: str = defaults.AUTOSCALE_STATE_KEY, now: float | None = None) -> list[QueueView]:
+def queue_views(client: redis.Redis, key: str = defaults.AUTOSCALE_STATE_KEY,
+                now: float | None = None) -> list[QueueView]:
     """Every queue a controller manages or that holds messages: its depth now, and the
     controller's current and desired workers. Raises redis.RedisError without a broker."""
     now = time.time() if now is None else now

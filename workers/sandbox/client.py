@@ -15,7 +15,19 @@ from typing import Any, Protocol
 from boundary.api.errors import GradingError
 from boundary.api.types import CodeJob
 from boundary.workers.sandbox import (
-    asserts, candidate, cleanup, compare, framing, hardening, judge, link, oracles, report, server, values, zygote,
+    asserts,
+    candidate,
+    cleanup,
+    compare,
+    framing,
+    hardening,
+    judge,
+    link,
+    oracles,
+    report,
+    server,
+    values,
+    zygote,
 )
 from boundary.workers.sandbox.candidate import compile_program
 from boundary.workers.sandbox.framing import Closed, Timeout, bundle, frame, read_frame
@@ -125,7 +137,8 @@ class ForkServer:
             channel.close()
             raise GradingError(self._backend.explain(None, str(hello.get("error"))))
         self._channel, self.info = channel, hello
-        self._compiles = hello.get("hexversion") == sys.hexversion and hello.get("implementation") == sys.implementation.name
+        self._compiles = (hello.get("hexversion") == sys.hexversion
+                          and hello.get("implementation") == sys.implementation.name)
         self._plans.clear()
         self._jobs = 0
         self.starts += 1

@@ -10,7 +10,12 @@ import math
 if __name__.startswith("boundary."):  # on the host; in the sandbox the modules before this one ran in this namespace
     from boundary.workers.sandbox.candidate import shorten
     from boundary.workers.sandbox.oracles import (
-        MBPP_OUTPUT_NOT_NONE_TASKS, MBPP_OUTPUT_SET_EQ_TASKS, _digit_distance_nums, _number, _poly, _set_equal,
+        MBPP_OUTPUT_NOT_NONE_TASKS,
+        MBPP_OUTPUT_SET_EQ_TASKS,
+        _digit_distance_nums,
+        _number,
+        _poly,
+        _set_equal,
         _surface_area,
     )
     from boundary.workers.sandbox.values import decode_value

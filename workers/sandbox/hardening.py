@@ -10,7 +10,6 @@ import os
 import resource
 import struct
 
-
 _libc = ctypes.CDLL(None, use_errno=True)
 
 

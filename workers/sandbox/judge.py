@@ -22,7 +22,12 @@ if __name__.startswith("boundary."):  # on the host; in the sandbox the modules 
     from boundary.workers.sandbox.compare import evalplus_match, output_matches, plain_loads, show
     from boundary.workers.sandbox.framing import Closed, recv, send
     from boundary.workers.sandbox.hardening import (
-        PR_SET_DUMPABLE, become, install_seccomp, isolate_fds, prctl, set_limit,
+        PR_SET_DUMPABLE,
+        become,
+        install_seccomp,
+        isolate_fds,
+        prctl,
+        set_limit,
     )
     from boundary.workers.sandbox.link import Gone, Link, Raised, Remote, Slow
     from boundary.workers.sandbox.oracles import MBPP_OUTPUT_NOT_NONE_TASKS

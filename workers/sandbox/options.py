@@ -52,8 +52,8 @@ class SandboxOptions:
     """Server settings for tests (e.g. a smaller plan cache)."""
 
     def __post_init__(self) -> None:
-        for name in ("memory_mb", "processes", "file_mb", "open_files", "scratch_mb", "scratch_inodes", "total_memory_mb",
-                     "recycle_samples", "uid_slots"):
+        for name in ("memory_mb", "processes", "file_mb", "open_files", "scratch_mb", "scratch_inodes",
+                     "total_memory_mb", "recycle_samples", "uid_slots"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"sandbox option {name} must be >= 1, got {getattr(self, name)}")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-
 MBPP_OUTPUT_SET_EQ_TASKS = frozenset({
     "similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly", "larg_nnum",
     "intersection_array", "find_dissimilar", "Diff",

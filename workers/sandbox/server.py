@@ -19,7 +19,15 @@ if __name__.startswith("boundary."):  # on the host; in the sandbox the modules 
     from boundary.workers.sandbox.candidate import describe, reap
     from boundary.workers.sandbox.cleanup import Cleanup, CleanupFailed
     from boundary.workers.sandbox.framing import (
-        BOOTSTRAP, Closed, Timeout, TooLarge, bundle, read_exact, recv, send, write_all,
+        BOOTSTRAP,
+        Closed,
+        Timeout,
+        TooLarge,
+        bundle,
+        read_exact,
+        recv,
+        send,
+        write_all,
     )
     from boundary.workers.sandbox.hardening import PR_SET_DUMPABLE, isolate_fds, prctl, seccomp_program
     from boundary.workers.sandbox.judge import judge_main

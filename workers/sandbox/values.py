@@ -246,7 +246,7 @@ def _value_put_pairs(out: bytearray, value: dict, inner: int, path: set) -> None
 
 def _value_put_defaultdict(out: bytearray, value: collections.defaultdict, depth: int, path: set) -> None:
     factory = value.default_factory
-    for index, known in enumerate(_VALUE_FACTORIES):
+    for index, known in enumerate(_VALUE_FACTORIES):  # noqa: B007 - index is used after the loop
         if factory is known:
             break
     else:

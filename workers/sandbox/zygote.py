@@ -16,7 +16,12 @@ if __name__.startswith("boundary."):  # on the host; in the sandbox the modules 
     from boundary.workers.sandbox.candidate import ZYGOTE_FD, candidate_main, describe, reap
     from boundary.workers.sandbox.framing import Closed, recv, send, write_all
     from boundary.workers.sandbox.hardening import (
-        PR_SET_DUMPABLE, apply_limits, first_to_die, install_seccomp, isolate_fds, prctl,
+        PR_SET_DUMPABLE,
+        apply_limits,
+        first_to_die,
+        install_seccomp,
+        isolate_fds,
+        prctl,
     )
 
 

@@ -19,8 +19,8 @@ PAGE = 2000
 
 def _ungraded_query(run_id: int, problem_ids: Sequence[int] | None, after_id: int):
     query = (
-        select(schema.Sample.id, schema.Sample.run_id, schema.Sample.problem_id, schema.Sample.text, schema.Problem.answer,
-               schema.Problem.record)
+        select(schema.Sample.id, schema.Sample.run_id, schema.Sample.problem_id, schema.Sample.text,
+               schema.Problem.answer, schema.Problem.record)
         .join(schema.Problem, schema.Problem.id == schema.Sample.problem_id)
         .outerjoin(schema.Verdict, schema.Verdict.sample_id == schema.Sample.id)
         .where(schema.Verdict.id.is_(None))

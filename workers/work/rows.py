@@ -16,7 +16,8 @@ from boundary.api.db.upsert import insert_ignore
 def sample_page(query: Select, run_id: int, problem_ids: Sequence[int] | None, after_id: int, size: int) -> Select:
     """``query`` (on samples) narrowed to the run's samples after ``after_id`` (of ``problem_ids``
     only, unless None), ``size`` of them in ascending id."""
-    query = query.where(schema.Sample.run_id == run_id, schema.Sample.id > after_id).order_by(schema.Sample.id).limit(size)
+    query = (query.where(schema.Sample.run_id == run_id, schema.Sample.id > after_id)
+             .order_by(schema.Sample.id).limit(size))
     if problem_ids is not None:
         query = query.where(schema.Sample.problem_id.in_(list(problem_ids)))
     return query
@@ -39,7 +40,8 @@ def pages(db: Database, query: Callable[[int], Select], retry_window_s: float = 
         yield page
 
 
-def write_rows(db: Database, table: type, rows: Sequence[dict], keys: Sequence[str], retry_window_s: float = 0.0) -> int:
+def write_rows(db: Database, table: type, rows: Sequence[dict], keys: Sequence[str],
+               retry_window_s: float = 0.0) -> int:
     """Insert ``rows``, ignoring those whose ``keys`` are already stored; returns how many were given."""
     def write() -> None:
         with db.session() as session:

@@ -57,7 +57,8 @@ def groups(spans: Sequence[Span], batch_size: int) -> Iterator[list[Span]]:
         yield group
 
 
-def score(engine: TransformersEngine, requests: Sequence[ScoreRequest], progress: ProgressFn | None) -> Iterator[ScoreResult]:
+def score(engine: TransformersEngine, requests: Sequence[ScoreRequest],
+          progress: ProgressFn | None) -> Iterator[ScoreResult]:
     """A ScoreResult per request, in order; a completion with no token to score sums to 0."""
     for group in groups(spans_of(engine, requests), engine.options.batch_size):
         totals = iter(_forward(engine, [s for s in group if s.completion_ids]))
