@@ -20,15 +20,15 @@ from rich.console import Console
 
 from boundary.api.autoscale_policy import Policy, QueuePolicy
 from boundary.api.cli import cli
-from boundary.api.render.console import queues_table
 from boundary.api.db import Database
+from boundary.api.render.console import queues_table
 from boundary.api.status import statuses
-from tests.support.fleet import BOUNDARY, Fleet, assert_exactly, wait_until, write_experiment
 from boundary.workers.autoscale.controller import Controller, DryRun
 from boundary.workers.autoscale.depth import discover_queues, read_depths
 from boundary.workers.autoscale.local import LocalBackend
 from boundary.workers.autoscale.state import queue_views, read_state
 from boundary.workers.celery_app import SAMPLE_TASK, make_app
+from tests.support.fleet import BOUNDARY, Fleet, assert_exactly, wait_until, write_experiment
 
 ECHO = ["--engine", "echo", "--visibility-timeout", "30"]
 

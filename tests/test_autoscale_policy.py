@@ -11,13 +11,22 @@ import yaml
 from click.testing import CliRunner
 
 from boundary.api import defaults
-from boundary.api.autoscale_policy import Memory, Policy, QueuePolicy, build_policy, decide, load_policy, parse_policy, parse_pool_autoscale
+from boundary.api.autoscale_policy import (
+    Memory,
+    Policy,
+    QueuePolicy,
+    build_policy,
+    decide,
+    load_policy,
+    parse_policy,
+    parse_pool_autoscale,
+)
 from boundary.api.cli import cli
 from boundary.api.cli.autoscale import check_worker_args
 from boundary.api.errors import ConfigError, DataError
-from tests.support.paths import REPO
 from boundary.workers.autoscale.compose import ComposeBackend
 from boundary.workers.autoscale.keda import manifests, scaled_object
+from tests.support.paths import REPO
 
 GPU = QueuePolicy("sample.smol", min=0, max=3, target_backlog=4)
 CPU = QueuePolicy("grade", min=1, max=4, target_backlog=20)

@@ -14,12 +14,20 @@ import pytest
 
 from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem
+from boundary.workers.sandbox.claims import claim_cpu
 from boundary.workers.sandbox.interpreter import host_interpreter, library_env
 from boundary.workers.sandbox.options import SANDBOX_ENV
-from boundary.workers.sandbox.claims import claim_cpu
 from boundary.workers.sandbox.values import encode_value
 from tests.support.sandbox import (
-    EXPECT_FIVE, EXPECT_TRUE, GOOD, as_root, assert_unharmed, candidate_processes, observe, plan, run,
+    EXPECT_FIVE,
+    EXPECT_TRUE,
+    GOOD,
+    as_root,
+    assert_unharmed,
+    candidate_processes,
+    observe,
+    plan,
+    run,
     script,
 )
 

@@ -18,17 +18,17 @@ import os
 import sys
 import threading
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 from boundary.api.types import CodeJob, GradeItem
-from tests.support.paths import DATA_DIR
-from tests.support.sandbox import EXPECT_FIVE, GOOD, candidate_processes, observe, plan, run, script
 from boundary.workers.graders.code import CodeGrader
 from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem
+from tests.support.paths import DATA_DIR
+from tests.support.sandbox import EXPECT_FIVE, GOOD, candidate_processes, observe, plan, run, script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -456,7 +456,7 @@ def test_10_cpu_pinning_cannot_be_undone_from_inside(sandbox) -> None:
 # --- verdicts against the official harnesses, and under load --------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _records(name: str) -> dict[str, dict]:
     path = DATA_DIR / f"{name}.jsonl"
     assert path.is_file(), f"benchmark data not found: {path} (set BOUNDARY_DATA_DIR)"

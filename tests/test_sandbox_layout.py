@@ -15,7 +15,6 @@ from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox import bwrap as bwrap_module
 from boundary.workers.sandbox.bwrap import bwrap_command, namespace_problem
 from boundary.workers.sandbox.interpreter import PYTHON_DIR, Interpreter, host_interpreter, mask, system_site_dirs
-
 from tests.support.sandbox import observe
 
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"

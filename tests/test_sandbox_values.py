@@ -20,7 +20,7 @@ from boundary.workers.sandbox.client import SERVER_MODULES, ZYGOTE_MODULES
 from boundary.workers.sandbox.values import VALUE_MAX_DEPTH, Undecodable, Unencodable, decode_value, encode_value
 
 SANDBOX = pathlib.Path(values.__file__).parent
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 EST = datetime.timezone(datetime.timedelta(hours=-5), "EST")
 
 

@@ -12,6 +12,7 @@ from boundary.api.errors import DataError
 from boundary.workers.graders.math import MathGrader
 from boundary.workers.verify_file import VerifySummary, count_lines, verify_math_file
 
+
 @pytest.fixture(scope="module")
 def grader():
     with MathGrader() as shared:

@@ -12,13 +12,19 @@ import click
 
 from boundary.api import defaults
 from boundary.api.cli.options import (
-    Group, broker_option, cache_dir_option, data_dir_option, database_option, parse_engine_options, sandbox_options,
-    worker_options, worker_settings,
+    Group,
+    broker_option,
+    cache_dir_option,
+    data_dir_option,
+    database_option,
+    parse_engine_options,
+    sandbox_options,
+    worker_options,
+    worker_settings,
 )
 from boundary.api.config import Settings
 from boundary.api.errors import ConfigError
 from boundary.api.queues import sampled_model
-
 
 SUBMIT_EXAMPLES = """\b
 Examples:
@@ -87,8 +93,8 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
 
 
 def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
-    from boundary.api.render.console import PhaseBars, passk_table, stdout
     from boundary.api.db import Database
+    from boundary.api.render.console import PhaseBars, passk_table, stdout
     from boundary.workers.embedded import run_experiment_here
     from boundary.workers.engines import open_engine
     from boundary.workers.graders import open_grader
@@ -134,8 +140,8 @@ def status(targets: tuple[str, ...], as_json: bool, once: bool, interval: float,
     """Progress of runs (default: all): sampled, graded and failed, samples/s and ETA, live
     until every run is complete; with a broker, the queues and their workers too."""
     from boundary.api import status as progress
-    from boundary.api.render.console import status_table, stdout
     from boundary.api.db import Database
+    from boundary.api.render.console import status_table, stdout
     from boundary.api.runs import find_runs, target_runs
 
     with Database.opened(Settings.build(database_url, None, None).database_url) as db:

@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from boundary.api import defaults
-from boundary.api.cli.options import cache_dir_option, data_dir_option, database_option, parse_engine_options, sandbox_options
+from boundary.api.cli.options import (
+    cache_dir_option,
+    data_dir_option,
+    database_option,
+    parse_engine_options,
+    sandbox_options,
+)
 from boundary.api.config import Settings
 from boundary.api.requests import RunRequest, resolve, split_ids
 
@@ -54,8 +60,8 @@ def run(**opts: Any) -> None:
     Running again reuses what is stored; a larger -k tops the run up, drawing only the
     missing samples, with the seeds a single larger run would have used.
     """
-    from boundary.api.render.console import PhaseBars, passk_table, stderr, stdout
     from boundary.api.db import Database
+    from boundary.api.render.console import PhaseBars, passk_table, stderr, stdout
     from boundary.workers.embedded import run_embedded
     from boundary.workers.engines import open_engine
     from boundary.workers.graders import grader_opener

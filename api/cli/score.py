@@ -10,7 +10,12 @@ import click
 from boundary.api import defaults
 from boundary.api.cli.fleet import worker
 from boundary.api.cli.options import (
-    broker_option, cache_dir_option, database_option, parse_engine_options, worker_options, worker_settings,
+    broker_option,
+    cache_dir_option,
+    database_option,
+    parse_engine_options,
+    worker_options,
+    worker_settings,
 )
 from boundary.api.config import Settings
 from boundary.api.errors import ConfigError
