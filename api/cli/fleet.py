@@ -99,7 +99,10 @@ def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
     from boundary.workers.engines import open_engine
     from boundary.workers.graders import open_grader
 
-    with Database.opened(settings.database_url) as db, PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars:
+    with (
+        Database.opened(settings.database_url) as db,
+        PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars,
+    ):
         reports = run_experiment_here(
             db, experiment, settings.data_dir,
             open_engine=lambda name, model, options: open_engine(name, model, options, settings.cache_dir),
@@ -211,17 +214,20 @@ def worker() -> None:
     """
 
 
-@worker.command("sample", epilog="\b\nExamples:\n  boundary worker sample --model smol-base\n  boundary worker sample --model qwen-7b-grpo --weights /models/grpo-400 -o tensor_parallel_size=2")
+@worker.command("sample", epilog="\b\nExamples:\n  boundary worker sample --model smol-base\n"
+                                 "  boundary worker sample --model qwen-7b-grpo --weights /models/grpo-400"
+                                 " -o tensor_parallel_size=2")
 @click.option("--model", "model_name", required=True, help="The model's name, as in the experiment.")
-@click.option("--weights", envvar="BOUNDARY_WEIGHTS", show_envvar=True, help="Load the weights from this folder or hub id instead of the stored source.")
+@click.option("--weights", envvar="BOUNDARY_WEIGHTS", show_envvar=True,
+              help="Load the weights from this folder or hub id instead of the stored source.")
 @click.option("--engine", "engine_name", default=defaults.ENGINE, show_default=True, help="vllm, openai, hf or echo.")
 @click.option("-o", "--engine-option", "engine_options", multiple=True, metavar="KEY=VALUE")
 @click.option("--wait", "wait_s", type=float, default=24 * 3600, show_default=True,
               help="Seconds to wait for an experiment that names the model, when started before one is submitted.")
 @cache_dir_option
 @worker_options
-def worker_sample(model_name: str, weights: str | None, engine_name: str, engine_options: tuple[str, ...], wait_s: float,
-                  cache_dir: str | None, **opts: Any) -> None:
+def worker_sample(model_name: str, weights: str | None, engine_name: str, engine_options: tuple[str, ...],
+                  wait_s: float, cache_dir: str | None, **opts: Any) -> None:
     """Serve one model: load it once, then sample the batches of its queue (sample.MODEL)."""
     from boundary.workers.startup import start_model_worker
 
@@ -261,7 +267,8 @@ def worker_grade(concurrency: int, pool_autoscale: str | None, **opts: Any) -> N
 @_pool_options("Sandboxed")
 @sandbox_options
 @worker_options
-def worker_sandbox(concurrency: int, pool_autoscale: str | None, sandbox: str, unsafe_no_sandbox: bool, **opts: Any) -> None:
+def worker_sandbox(concurrency: int, pool_autoscale: str | None, sandbox: str, unsafe_no_sandbox: bool,
+                   **opts: Any) -> None:
     """Run code answers against their tests, in the sandbox, from the `sandbox` queue.
 
     Each worker process keeps one warm sandbox; the worker refuses to start when none can.
