@@ -161,7 +161,9 @@ def claim(session: Session, batch_id: int, max_attempts: int) -> Claim | None:
 
 def finish(session: Session, batch_id: int) -> None:
     session.execute(
-        update(schema.Batch).where(schema.Batch.id == batch_id).values(status="done", error=None, updated_at=schema.utcnow())
+        update(schema.Batch)
+        .where(schema.Batch.id == batch_id)
+        .values(status="done", error=None, updated_at=schema.utcnow())
     )
 
 

@@ -163,7 +163,9 @@ def worker_model(db, name: str, weights: str | None, wait_s: float = 0.0, poll_s
         if time.monotonic() >= deadline:
             raise NotFound(f"no model named '{name}' in the database: submit an experiment that uses it first")
         if not announced:
-            logging.getLogger("boundary.worker").info("waiting for an experiment that uses model '%s' (or give --weights)", name)
+            logging.getLogger("boundary.worker").info(
+                "waiting for an experiment that uses model '%s' (or give --weights)", name
+            )
             announced = True
         time.sleep(poll_s)
     if not row.source:

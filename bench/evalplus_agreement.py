@@ -130,7 +130,8 @@ def main() -> None:
     for i in differ:
         passed, details = ours[i]
         failure = (details.get("first_failure") or {}).get("message")
-        print(f"{rows[i]['task_id']}: EvalPlus {'pass' if theirs[i] else 'fail'}, boundary {'pass' if passed else 'fail'}"
+        print(f"{rows[i]['task_id']}: EvalPlus {'pass' if theirs[i] else 'fail'}, "
+              f"boundary {'pass' if passed else 'fail'}"
               f" ({details.get('tests')}; {failure})")
     agree = len(rows) - len(differ)
     print(f"{len(rows)} mutants: EvalPlus passes {sum(theirs)}, boundary {sum(o for o, _ in ours)}; "

@@ -47,8 +47,10 @@ def through_the_fleet(env: dict[str, str], dsn: str, workdir: Path, args: argpar
         "models:\n  - {name: bench-echo, model: smollm2-135m, role: base, engine: echo, template: boxed}\n"
     )
     workers = [
-        subprocess.Popen([BOUNDARY, "worker", "sample", "--model", "bench-echo", "--engine", "echo", "--loglevel", "WARNING"],
-                         env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / f"w{i}.log", "w"), start_new_session=True)
+        subprocess.Popen([BOUNDARY, "worker", "sample", "--model", "bench-echo", "--engine", "echo",
+                          "--loglevel", "WARNING"],
+                         env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / f"w{i}.log", "w"),
+                         start_new_session=True)
         for i in range(args.workers)
     ]
     try:

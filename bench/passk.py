@@ -25,7 +25,8 @@ from boundary.api.db import Database
 def build(db: Database, models: int, problems: int, k: int) -> list[int]:
     with db.engine.begin() as conn:
         conn.execute(text("SET LOCAL synchronous_commit = off"))
-        conn.execute(text("INSERT INTO benchmarks (name, version, kind, source, content_hash, num_problems, created_at) "
+        conn.execute(text("INSERT INTO benchmarks "
+                          "(name, version, kind, source, content_hash, num_problems, created_at) "
                           "VALUES ('synthetic', 1, 'math', 'bench', 'h', :p, now())"), {"p": problems})
         conn.execute(text("INSERT INTO problems (benchmark_id, position, key, question, answer, record, content_hash) "
                           "SELECT 1, i, 'q' || i, 'question ' || i, '1', '{}', 'x' FROM generate_series(1, :p) i"),
@@ -48,9 +49,11 @@ def build(db: Database, models: int, problems: int, k: int) -> list[int]:
         conn.execute(text("SET LOCAL synchronous_commit = off"))
         # each (run, problem) has its own success rate: a reasoning-boundary-like spread of 0..1
         conn.execute(text(
-            "INSERT INTO verdicts (sample_id, run_id, problem_id, correct, grader, grader_version, duration_s, created_at) "
+            "INSERT INTO verdicts "
+            "(sample_id, run_id, problem_id, correct, grader, grader_version, duration_s, created_at) "
             "SELECT s.id, s.run_id, s.problem_id, "
-            "  (hashtext(s.id::text) & 1023) < ((hashtext(s.run_id || ':' || s.problem_id) & 1023) * (s.problem_id % 3)) / 2, "
+            "  (hashtext(s.id::text) & 1023) < "
+            "((hashtext(s.run_id || ':' || s.problem_id) & 1023) * (s.problem_id % 3)) / 2, "
             "  'synthetic', '1', 0, now() FROM samples s"))
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
@@ -80,7 +83,8 @@ def main() -> None:
     with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        db = Database.connect(make_url(args.postgres).set(database=name).render_as_string(hide_password=False), auto_migrate=True)
+        db = Database.connect(make_url(args.postgres).set(database=name).render_as_string(hide_password=False),
+                              auto_migrate=True)
         start = time.perf_counter()
         run_ids = build(db, args.models, args.problems, args.k)
         rows = args.models * args.problems * args.k
@@ -96,15 +100,19 @@ def main() -> None:
 
         assert count() == rows
         result = table()
-        assert len(result) == args.models * (args.k.bit_length() if args.k & (args.k - 1) == 0 else args.k.bit_length() + 1)
+        assert len(result) == args.models * (
+            args.k.bit_length() if args.k & (args.k - 1) == 0 else args.k.bit_length() + 1
+        )
         t_count, t_table = timed(count), timed(table)
         db.dispose()
     finally:
         with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    print(f"COUNT(*) of verdicts: {t_count:.3f}s; pass@k table ({len(result)} rows: {args.models} runs x every k): {t_table:.3f}s")
-    print(f"ratio {t_table / t_count:.2f} (pass@k table {t_table:.3f}s vs COUNT(*) {t_count:.3f}s on {rows:,} verdicts)")
+    print(f"COUNT(*) of verdicts: {t_count:.3f}s; "
+          f"pass@k table ({len(result)} rows: {args.models} runs x every k): {t_table:.3f}s")
+    print(f"ratio {t_table / t_count:.2f} "
+          f"(pass@k table {t_table:.3f}s vs COUNT(*) {t_count:.3f}s on {rows:,} verdicts)")
 
 
 if __name__ == "__main__":

@@ -93,10 +93,12 @@ def main() -> None:
                 raise SystemExit("the two sides drew different samples: the comparison would be unfair")
             direct_rates.append(samples / d_time)
             boundary_rates.append(samples / b_time)
-            print(f"round {round_no + 1}: direct {samples / d_time:7.2f} samples/s   boundary {samples / b_time:7.2f} samples/s")
+            print(f"round {round_no + 1}: direct {samples / d_time:7.2f} samples/s   "
+                  f"boundary {samples / b_time:7.2f} samples/s")
     d, b = statistics.median(direct_rates), statistics.median(boundary_rates)
     print(f"ratio {b / d:.3f} (boundary run {b:.2f} samples/s vs vllm.LLM.generate {d:.2f} samples/s; "
-          f"{args.problems} problems x {args.k} samples, max_tokens {args.max_tokens}, medians of {args.rounds} rounds)")
+          f"{args.problems} problems x {args.k} samples, max_tokens {args.max_tokens}, "
+          f"medians of {args.rounds} rounds)")
 
 
 if __name__ == "__main__":

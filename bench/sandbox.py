@@ -362,8 +362,8 @@ def run_lean(items: list[dict], calls: dict, options, cpu: int | None, uid: int)
     from boundary.workers.sandbox.client import ZYGOTE_MODULES
     from boundary.workers.sandbox.framing import frame
 
-    setup = {"cpu": cpu, "candidate": [Path(m.__file__).read_text() for m in ZYGOTE_MODULES], "limits": options.limits(),
-             "seccomp": options.seccomp, "uid": uid,
+    setup = {"cpu": cpu, "candidate": [Path(m.__file__).read_text() for m in ZYGOTE_MODULES],
+             "limits": options.limits(), "seccomp": options.seccomp, "uid": uid,
              "preload": [m for m in options.preload if m not in options.packages]}
     tasks = {it["problem"]["task_id"]: calls[it["problem"]["task_id"]] for it in items}
     lean = subprocess.Popen([sys.executable, "-S", "-c", LEAN], stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -59,8 +59,9 @@ def build(db: Database, partial: bool = False) -> dict[str, int]:
         s.flush()
         for name, correct in CORRECT.items():
             model = base if name.startswith("base") else rl
-            run = schema.Run(model_id=model.id, benchmark_id=bench.id, temperature=float(name.split("-")[1]), top_p=0.95,
-                             max_tokens=64, n=N, seed=0, prompt_template="boxed", engine="vllm", engine_options={})
+            run = schema.Run(model_id=model.id, benchmark_id=bench.id, temperature=float(name.split("-")[1]),
+                             top_p=0.95, max_tokens=64, n=N, seed=0, prompt_template="boxed", engine="vllm",
+                             engine_options={})
             s.add(run)
             s.flush()
             runs[name] = run.id
@@ -108,7 +109,9 @@ def test_passk_in_sql_equals_numpy(fixture) -> None:
 
 def test_k_beyond_the_samples_names_the_largest_k(fixture) -> None:
     db, runs = fixture
-    with db.session() as s, pytest.raises(ConfigError, match=f"k=9 is larger than run {runs['rl-0.6']} allows: the largest possible k is 8"):
+    with db.session() as s, pytest.raises(
+        ConfigError, match=f"k=9 is larger than run {runs['rl-0.6']} allows: the largest possible k is 8"
+    ):
         passk_table(s, [runs["rl-0.6"]], [9])
 
 
@@ -130,7 +133,8 @@ def test_solvable_sets(fixture) -> None:
     with db.session() as s:
         same_t = solvable_sets(s, [runs["base-0.6"], runs["rl-0.6"]])
         all_runs = solvable_sets(s, list(runs.values()))
-    assert (same_t.both, same_t.only_first, same_t.only_second, same_t.neither) == (["p1", "p2"], ["p4"], ["p3"], ["p0"])
+    assert (same_t.both, same_t.only_first, same_t.only_second, same_t.neither) == (
+        ["p1", "p2"], ["p4"], ["p3"], ["p0"])
     assert same_t.coverage("base") == pytest.approx(3 / 5) and same_t.coverage("rlvr") == pytest.approx(3 / 5)
     # at T=1.0 the base model also solves p0 once: over all runs, p0 is base-only
     assert all_runs.only_first == ["p0", "p4"] and all_runs.neither == []
@@ -242,7 +246,8 @@ def test_exports(fixture, tmp_path: Path) -> None:
     url = str(db.engine.url.render_as_string(hide_password=False))
     for fmt in ("csv", "jsonl", "parquet"):
         out = tmp_path / f"samples.{fmt}"
-        result = CliRunner().invoke(cli, ["export", "--run", str(runs["rl-0.6"]), "--output", str(out), "--database-url", url])
+        result = CliRunner().invoke(cli, ["export", "--run", str(runs["rl-0.6"]), "--output", str(out),
+                                          "--database-url", url])
         assert result.exit_code == 0, result.output
         if fmt == "csv":
             rows = list(csv.DictReader(out.open()))
@@ -268,7 +273,8 @@ def test_report_commands(fixture, tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         return result
 
-    assert json.loads(run("solvable", "--run", str(runs["base-0.6"]), "--run", str(runs["rl-0.6"]), "--json").stdout)["rlvr_only"] == ["p3"]
+    assert json.loads(run("solvable", "--run", str(runs["base-0.6"]), "--run", str(runs["rl-0.6"]),
+                          "--json").stdout)["rlvr_only"] == ["p3"]
     assert "-10.0 points" in run("gap", "--rl", str(runs["rl-0.6"]), "--base", str(runs["base-0.6"]), "-k", "8").stdout
     assert json.loads(run("histogram", "--json").stdout)[0]["counts"] == [2, 1, 1, 0, 0, 0, 0, 0, 0, 1]
     assert "best" in run("temperature").stdout
@@ -278,7 +284,8 @@ def test_report_commands(fixture, tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["report", "--database-url", url, "gap", "--rl", str(runs["rl-0.6"]), "--base",
                                    str(runs["base-0.6"]), "-k", "64"])
     assert bad.exit_code == 1 and "the largest possible k is 8" in bad.stderr
-    audited = CliRunner().invoke(cli, ["audit", "--database-url", url, "--per-run", "3", "--output", str(tmp_path / "r.jsonl")])
+    audited = CliRunner().invoke(cli, ["audit", "--database-url", url, "--per-run", "3",
+                                       "--output", str(tmp_path / "r.jsonl")])
     assert audited.exit_code == 0 and len((tmp_path / "r.jsonl").read_text().splitlines()) == 9
     assert "no better than guessing on 1 of 5 problems: p2" in audited.stdout
 
@@ -305,7 +312,8 @@ def test_figures_and_html_report_render_in_chromium(fixture, tmp_path: Path) -> 
     assert chromium, "chromium is missing: scripts/system installs it"
     shot = tmp_path / "report.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}",
+                    "--disable-component-update", "--no-first-run", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'chrome'}",
                     "--window-size=1200,2600", f"--screenshot={shot}", html.as_uri()],
                    check=True, capture_output=True, timeout=120)
     from PIL import Image

@@ -20,15 +20,15 @@ from rich.console import Console
 
 from boundary.api.autoscale_policy import Policy, QueuePolicy
 from boundary.api.cli import cli
-from boundary.api.render.console import queues_table
 from boundary.api.db import Database
+from boundary.api.render.console import queues_table
 from boundary.api.status import statuses
-from tests.support.fleet import BOUNDARY, Fleet, assert_exactly, wait_until, write_experiment
 from boundary.workers.autoscale.controller import Controller, DryRun
 from boundary.workers.autoscale.depth import discover_queues, read_depths
 from boundary.workers.autoscale.local import LocalBackend
 from boundary.workers.autoscale.state import queue_views, read_state
 from boundary.workers.celery_app import SAMPLE_TASK, make_app
+from tests.support.fleet import BOUNDARY, Fleet, assert_exactly, wait_until, write_experiment
 
 ECHO = ["--engine", "echo", "--visibility-timeout", "30"]
 
@@ -137,7 +137,8 @@ def test_depth_counts_waiting_messages_of_every_priority_and_reserved_ones(redis
     app.close()
 
 
-def test_a_broker_that_does_not_answer_is_waited_for_then_used_again(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broker_that_does_not_answer_is_waited_for_then_used_again(
+        redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
     policy = Policy((QueuePolicy("grade", 1, 2, 20),), interval_s=0.5)
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     backend = DryRun(LocalBackend({}, None))
@@ -190,7 +191,8 @@ def test_status_shows_current_and_desired_workers_per_queue(redis_url: str, sqli
     assert rows["grade"][:4] == ["0", "0", "1", "1"]
     assert re.search(r"\ds ago by \S+:\d+", rows["grade"][6])
     listed = json.loads(runner.invoke(cli, ["autoscale", "show", "--json", "--broker-url", redis_url]).output)
-    assert [(v["queue"], v["current"], v["desired"], v["depth"]) for v in listed] == [("grade", 1, 1, 0), ("sample.s", 2, 2, 9)]
+    assert [(v["queue"], v["current"], v["desired"], v["depth"]) for v in listed] == [
+        ("grade", 1, 1, 0), ("sample.s", 2, 2, 9)]
     without = runner.invoke(cli, ["status", "--once", "--database-url", sqlite_url], env={"BOUNDARY_BROKER_URL": ""})
     assert without.exit_code == 0 and "queues" not in without.output
     later = queue_views(controller.client, now=ticked + 3 * policy.interval_s + 10)  # the controller went silent
@@ -321,8 +323,8 @@ class FakeClock:
 def test_a_worker_that_keeps_dying_at_start_is_restarted_with_a_growing_delay(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
-    dies = LocalBackend({"PATH": os.environ["PATH"]}, tmp_path, program=[sys.executable, "-c", "print('no model'); exit(3)"],
-                        clock=clock)
+    dies = LocalBackend({"PATH": os.environ["PATH"]}, tmp_path,
+                        program=[sys.executable, "-c", "print('no model'); exit(3)"], clock=clock)
     queue = QueuePolicy("sample.bad", 1, 1, 4)
     caplog.set_level("INFO", logger="boundary.autoscale")
 
@@ -332,7 +334,8 @@ def test_a_worker_that_keeps_dying_at_start_is_restarted_with_a_growing_delay(
 
     exits()
     dies.scale(queue, 1)  # first crash: replaced at once
-    assert "exited on its own after 0.0s (exit 3; last line of" in caplog.text and "no model); replacing it\n" in caplog.text
+    assert ("exited on its own after 0.0s (exit 3; last line of" in caplog.text
+            and "no model); replacing it\n" in caplog.text)
     wait_until(lambda: dies._workers[0].process.poll() is not None, 10, "the replacement to exit")
     dies.scale(queue, 1)  # second crash in a row: wait 5 s
     assert dies.running(queue) == 0 and "replacing it in 5s" in caplog.text

@@ -11,13 +11,22 @@ import yaml
 from click.testing import CliRunner
 
 from boundary.api import defaults
-from boundary.api.autoscale_policy import Memory, Policy, QueuePolicy, build_policy, decide, load_policy, parse_policy, parse_pool_autoscale
+from boundary.api.autoscale_policy import (
+    Memory,
+    Policy,
+    QueuePolicy,
+    build_policy,
+    decide,
+    load_policy,
+    parse_policy,
+    parse_pool_autoscale,
+)
 from boundary.api.cli import cli
 from boundary.api.cli.autoscale import check_worker_args
 from boundary.api.errors import ConfigError, DataError
-from tests.support.paths import REPO
 from boundary.workers.autoscale.compose import ComposeBackend
 from boundary.workers.autoscale.keda import manifests, scaled_object
+from tests.support.paths import REPO
 
 GPU = QueuePolicy("sample.smol", min=0, max=3, target_backlog=4)
 CPU = QueuePolicy("grade", min=1, max=4, target_backlog=20)
@@ -119,7 +128,8 @@ queues:
     assert (qwen.min, qwen.max, qwen.target_backlog) == (0, 4, 4)  # the GPU defaults
     assert (sandbox.min, sandbox.target_backlog) == (1, 20)  # the CPU defaults
     assert grade.worker_command() == ["worker", "grade"]
-    assert (smol.compose_service(), qwen.compose_service(), grade.compose_service()) == ("sample", "sample-qwen", "grade")
+    assert (smol.compose_service(), qwen.compose_service(), grade.compose_service()) == (
+        "sample", "sample-qwen", "grade")
     assert (smol.deployment_name(), qwen.deployment_name()) == ("boundary-sample-smol", "qwen-gpu")
 
 
@@ -177,11 +187,14 @@ def test_no_queue_at_all_is_an_error() -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--queue", "grade=3:2", "--dry-run", "--once"], "Error: queue 'grade': min (3) is above max (2)"),
-    (["--queue", "nope=0:1", "--dry-run", "--once"], "Error: unknown queue 'nope' (known: sample.MODEL, grade, sandbox)"),
+    (["--queue", "nope=0:1", "--dry-run", "--once"],
+     "Error: unknown queue 'nope' (known: sample.MODEL, grade, sandbox)"),
     (["--queue", "grade=-2:1", "--dry-run", "--once"], "Error: --queue grade=-2:1: min must be at least 0, got -2"),
     (["--queue", "grade=1:2", "--once"], "Error: --once with the local backend needs --dry-run"),
-    (["POLICY", "--dry-run", "--once"], "Error: queue 'sample.m': `boundary worker sample --model m --engin echo` is not valid"),
-    (["POLICY", "--queue", "grade=1:2:3:4", "--dry-run", "--once"], "Error: --queue takes NAME=MIN:MAX[:TARGET_BACKLOG]"),
+    (["POLICY", "--dry-run", "--once"],
+     "Error: queue 'sample.m': `boundary worker sample --model m --engin echo` is not valid"),
+    (["POLICY", "--queue", "grade=1:2:3:4", "--dry-run", "--once"],
+     "Error: --queue takes NAME=MIN:MAX[:TARGET_BACKLOG]"),
     (["--queue", "grade=1:2", "--interval", "-1", "--once"], "Invalid value for '--interval'"),
     (["--dry-run", "--once"], "Error: no queues to scale"),
     (["--queue", "grade=1:2", "--dry-run", "--once"], "Error: broker redis://127.0.0.1:1/0 does not answer"),
@@ -203,7 +216,8 @@ def test_pool_autoscale_option_is_max_comma_min() -> None:
             parse_pool_autoscale(bad)
     result = CliRunner().invoke(cli, ["worker", "grade", "--autoscale", "2,4", "--broker-url", "redis://127.0.0.1:1/0"])
     assert result.exit_code == 1 and "Error: --autoscale 2,4: need 1 <= MIN <= MAX" in result.output
-    both = CliRunner().invoke(cli, ["worker", "sandbox", "--autoscale", "4,1", "--concurrency", "2", "--broker-url", "x"])
+    both = CliRunner().invoke(cli, ["worker", "sandbox", "--autoscale", "4,1", "--concurrency", "2",
+                                    "--broker-url", "x"])
     assert both.exit_code == 1 and "give --concurrency or --autoscale, not both" in both.output
 
 
@@ -229,7 +243,8 @@ def check_scaled_object(obj: dict) -> None:
     spec = obj["spec"]
     assert set(spec) <= SPEC and set(spec["scaleTargetRef"]) <= SCALE_TARGET and spec["scaleTargetRef"]["name"]
     assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-    assert all(isinstance(spec[k], int) for k in ("pollingInterval", "cooldownPeriod", "minReplicaCount", "maxReplicaCount"))
+    assert all(isinstance(spec[k], int)
+               for k in ("pollingInterval", "cooldownPeriod", "minReplicaCount", "maxReplicaCount"))
     advanced = spec["advanced"]
     assert set(advanced) <= ADVANCED and set(advanced["horizontalPodAutoscalerConfig"]) <= HPA_CONFIG
     behavior = advanced["horizontalPodAutoscalerConfig"]["behavior"]
@@ -253,9 +268,11 @@ def test_kubernetes_manifests_are_keda_scaled_objects_with_the_redis_list_scaler
         check_scaled_object(obj)
     gpu, cpu = (o["spec"] for o in objects)
     assert objects[0]["metadata"] == {"name": "boundary-sample-smol", "namespace": "boundary",
-                                      "labels": {"app.kubernetes.io/part-of": "boundary", "boundary/queue": "sample-smol"}}
+                                      "labels": {"app.kubernetes.io/part-of": "boundary",
+                                                 "boundary/queue": "sample-smol"}}
     assert gpu["scaleTargetRef"] == {"name": "boundary-sample-smol"}
-    assert (gpu["minReplicaCount"], gpu["maxReplicaCount"], cpu["minReplicaCount"], cpu["maxReplicaCount"]) == (0, 3, 1, 4)
+    assert (gpu["minReplicaCount"], gpu["maxReplicaCount"],
+            cpu["minReplicaCount"], cpu["maxReplicaCount"]) == (0, 3, 1, 4)
     assert (gpu["pollingInterval"], gpu["cooldownPeriod"]) == (15, 600)
     assert gpu["triggers"][0]["metadata"] == {"address": "redis:6379", "databaseIndex": "2", "listName": "sample.smol",
                                               "listLength": "4", "activationListLength": "0"}
@@ -305,14 +322,15 @@ class Recorder:
 
 def test_compose_commands_scale_one_service_with_the_drain_timeout() -> None:
     recorder = Recorder(running=1)
-    compose = ComposeBackend("deploy/compose.yml", "boundary", ("docker", "compose"), drain_timeout_s=900, runner=recorder)
+    compose = ComposeBackend("deploy/compose.yml", "boundary", ("docker", "compose"), drain_timeout_s=900,
+                             runner=recorder)
     assert compose.running(CPU) == 1
     compose.scale(CPU, 3)
     assert recorder.commands == [
         ["docker", "compose", "--file", "deploy/compose.yml", "--project-name", "boundary", "ps", "--quiet", "--status",
          "running", "grade"],
-        ["docker", "compose", "--file", "deploy/compose.yml", "--project-name", "boundary", "up", "--detach", "--no-deps",
-         "--no-recreate", "--timeout", "900", "--scale", "grade=3", "grade"],
+        ["docker", "compose", "--file", "deploy/compose.yml", "--project-name", "boundary", "up", "--detach",
+         "--no-deps", "--no-recreate", "--timeout", "900", "--scale", "grade=3", "grade"],
     ]
     assert compose.running(CPU) == 3
     compose.scale(CPU, 3)  # nothing to do
@@ -357,7 +375,8 @@ def test_the_readme_policy_and_autoscale_commands_are_valid(tmp_path: Path) -> N
     policy = load_policy(write(tmp_path, policy_text))
     assert policy.names() == ["sample.qwen-base", "grade"]
     check_worker_args(policy)
-    commands = [line.split("#")[0].split(">")[0].split() for line in section.split("```sh")[1].split("```")[0].splitlines()
+    commands = [line.split("#")[0].split(">")[0].split()
+                for line in section.split("```sh")[1].split("```")[0].splitlines()
                 if line.startswith("boundary ")]
     assert len(commands) == 6
     for command in commands:

@@ -75,7 +75,8 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 def test_user_jsonl_with_field_mapping(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "mine.jsonl", [{"qid": 7, "q": "1+1?", "gold": 2}, {"qid": 8, "q": "2+2?", "gold": 4.0}])
+    path = write_jsonl(tmp_path / "mine.jsonl",
+                       [{"qid": 7, "q": "1+1?", "gold": 2}, {"qid": 8, "q": "2+2?", "gold": 4.0}])
     bench = load_benchmark(str(path), None, fields=["id=qid", "question=q", "answer=gold"])
     assert bench.name == "mine"
     assert [(p.key, p.question, p.answer) for p in bench.problems] == [("7", "1+1?", "2"), ("8", "2+2?", "4")]
@@ -88,7 +89,8 @@ def test_user_jsonl_detects_usual_field_names(tmp_path: Path) -> None:
 
 
 def test_bad_json_line_names_file_and_line(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "bad.jsonl", [{"problem": "a", "answer": "1"}, "{not json", {"problem": "b", "answer": "2"}])
+    path = write_jsonl(tmp_path / "bad.jsonl",
+                       [{"problem": "a", "answer": "1"}, "{not json", {"problem": "b", "answer": "2"}])
     with pytest.raises(DataError, match=re.escape(f"{path}:2: not valid JSON")):
         load_benchmark(str(path), None)
 
@@ -106,7 +108,8 @@ def test_no_question_field(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "dup.jsonl", [{"id": "x", "problem": "a", "answer": "1"}, {"id": "x", "problem": "b", "answer": "2"}])
+    path = write_jsonl(tmp_path / "dup.jsonl",
+                       [{"id": "x", "problem": "a", "answer": "1"}, {"id": "x", "problem": "b", "answer": "2"}])
     with pytest.raises(DataError, match=r":2: duplicate id 'x' \(first on line 1\)"):
         load_benchmark(str(path), None)
 
@@ -126,7 +129,8 @@ def test_hugging_face_loader_reads_a_dataset_folder(tmp_path: Path) -> None:
     """`hf:` goes through datasets.load_dataset, which takes a hub id or, offline, a folder."""
     folder = tmp_path / "toy_dataset"
     folder.mkdir()
-    write_jsonl(folder / "test.jsonl", [{"id": f"t{i}", "question": f"{i}+{i}?", "answer": str(2 * i)} for i in range(5)])
+    write_jsonl(folder / "test.jsonl",
+                [{"id": f"t{i}", "question": f"{i}+{i}?", "answer": str(2 * i)} for i in range(5)])
     bench = load_benchmark(f"hf:{folder}", None, hf_split="test")
     assert [p.answer for p in bench.problems] == ["0", "2", "4", "6", "8"]
     assert bench.source.startswith("hf:")

@@ -164,7 +164,7 @@ def all_commands(group, prefix=()):
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    for path, command in all_commands(cli):
+    for path, _command in all_commands(cli):
         result = boundary(*path, "--help")
         assert result.exit_code == 0, path
         assert "Example" in result.stdout, f"`boundary {' '.join(path)} --help` has no example"

@@ -72,7 +72,8 @@ def test_verify_code_mbppplus_with_evalplus_ids(tmp_path: Path, data_dir: Path) 
         ('{"task_id": ', "not valid JSON (Expecting value at column 1)"),
     ],
 )
-def test_verify_code_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, data_dir: Path, bad_line, message: str) -> None:
+def test_verify_code_bad_input_is_one_line_and_writes_nothing(
+        tmp_path: Path, data_dir: Path, bad_line, message: str) -> None:
     source = write(tmp_path / "in.jsonl", [{"task_id": "HumanEval/0", "completion": "    return 1\n"}, bad_line])
     result = CliRunner().invoke(cli, ["verify", "code", "--benchmark", "humaneval", "--input", str(source),
                                       "--output", str(tmp_path / "out.jsonl"), "--data-dir", str(data_dir), "-q"])
@@ -82,11 +83,12 @@ def test_verify_code_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, da
 
 def test_verify_code_refuses_without_a_sandbox(tmp_path: Path, data_dir: Path) -> None:
     source = write(tmp_path / "in.jsonl", [{"task_id": "HumanEval/0", "completion": "    return 1\n"}])
-    args = ["verify", "code", "--benchmark", "humaneval", "--input", str(source), "--output", str(tmp_path / "out.jsonl"),
-            "--data-dir", str(data_dir), "-q"]
+    args = ["verify", "code", "--benchmark", "humaneval", "--input", str(source),
+            "--output", str(tmp_path / "out.jsonl"), "--data-dir", str(data_dir), "-q"]
     refused = CliRunner().invoke(cli, args, env={"BOUNDARY_SANDBOX": "docker"})  # no Docker daemon here
     assert refused.exit_code == 1 and len(refused.stderr.strip().splitlines()) == 1
-    assert refused.stderr.startswith("Error: no sandbox can start: docker sandbox cannot start: cannot reach the Docker daemon")
+    assert refused.stderr.startswith(
+        "Error: no sandbox can start: docker sandbox cannot start: cannot reach the Docker daemon")
     assert "--unsafe-no-sandbox" in refused.stderr and not (tmp_path / "out.jsonl").exists()
     unsafe = CliRunner().invoke(cli, [*args, "--unsafe-no-sandbox"], env={"BOUNDARY_SANDBOX": "docker"})
     assert unsafe.exit_code == 0 and "0/1 correct" in unsafe.stderr
@@ -96,7 +98,8 @@ def test_verify_code_rejects_math_benchmarks(tmp_path: Path, data_dir: Path) -> 
     source = write(tmp_path / "in.jsonl", [{"task_id": "x", "completion": "1"}])
     result = CliRunner().invoke(cli, ["verify", "code", "--benchmark", "gsm8k", "--input", str(source), "--output",
                                       str(tmp_path / "out.jsonl"), "--data-dir", str(data_dir)])
-    assert result.exit_code == 1 and "'gsm8k' is a math benchmark: grade it with `boundary verify math`" in result.stderr
+    assert (result.exit_code == 1
+            and "'gsm8k' is a math benchmark: grade it with `boundary verify math`" in result.stderr)
 
 
 @pytest.mark.slow
@@ -150,7 +153,8 @@ def test_run_a_stdio_jsonl_as_code(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     engine = create_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT p.key, v.correct, v.details FROM verdicts v JOIN samples s ON s.id = v.sample_id "
+        rows = conn.execute(text("SELECT p.key, v.correct, v.details FROM verdicts v "
+                                 "JOIN samples s ON s.id = v.sample_id "
                                  "JOIN problems p ON p.id = s.problem_id ORDER BY p.key")).all()
     engine.dispose()
     assert [(r.key, bool(r.correct)) for r in rows] == [("mul2", False)] * 2 + [("sum2", True)] * 2
@@ -161,6 +165,6 @@ def test_run_a_stdio_jsonl_as_code(tmp_path: Path) -> None:
 
 def test_run_refuses_code_without_a_sandbox(tmp_path: Path, data_dir: Path) -> None:
     result = CliRunner().invoke(cli, ["run", "--model", "smollm2-135m", "--engine", "echo", "--benchmark", "humaneval",
-                                      "--limit", "1", "-k", "1", "-q", "--sandbox", "docker", "--data-dir", str(data_dir),
-                                      "--database-url", f"sqlite:///{tmp_path / 'b.db'}"])
+                                      "--limit", "1", "-k", "1", "-q", "--sandbox", "docker",
+                                      "--data-dir", str(data_dir), "--database-url", f"sqlite:///{tmp_path / 'b.db'}"])
     assert result.exit_code == 1 and "no sandbox can start" in result.stderr, result.output

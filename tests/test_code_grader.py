@@ -23,7 +23,8 @@ so that two workers finish together."""
 def grader():
     # Time limits are EvalPlus's (4x the reference's time, at least 1 s) stretched 2x: the
     # reference and the sample may run at different loads on a shared 2-core machine.
-    with CodeGrader("bwrap", workers=2, plan_options=PlanOptions(time_limit_factor=8.0, min_time_limit_s=2.0)) as shared:
+    with CodeGrader("bwrap", workers=2,
+                    plan_options=PlanOptions(time_limit_factor=8.0, min_time_limit_s=2.0)) as shared:
         yield shared
 
 
@@ -54,7 +55,8 @@ def test_wrong_and_broken_completions_fail(grader: CodeGrader, data_dir: Path) -
         "raises": "    raise ValueError('no')\n",
         "almost": "    return len(numbers) > 1 and threshold > 0.5\n",
         "fenced-right": "Here:\n```python\ndef has_close_elements(numbers, threshold):\n"
-                        "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n```",
+                        "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) "
+                        "for b in numbers[i + 1:])\n```",
     }
     verdicts = {v.key: v for v in grader.grade([GradeItem(k, "", c, record) for k, c in cases.items()])}
     assert {k: v.correct for k, v in verdicts.items()} == {"none": False, "syntax": False, "raises": False,
@@ -84,7 +86,8 @@ def test_stdin_stdout_problems(grader: CodeGrader) -> None:
     record = {"tests": [{"input": "1 2\n", "output": "3\n"}, {"input": "10 -4\n", "output": "6"}], "time_limit": 2}
     items = [
         GradeItem("right", "", "a, b = map(int, input().split())\nprint(a + b)\n", record),
-        GradeItem("fenced", "", "```python\nimport sys\na, b = map(int, sys.stdin.read().split())\nprint(f'{a+b}  ')\n```",
+        GradeItem("fenced", "",
+                  "```python\nimport sys\na, b = map(int, sys.stdin.read().split())\nprint(f'{a+b}  ')\n```",
                   record),
         GradeItem("wrong", "", "print(3)\n", record),
         GradeItem("crash", "", "raise SystemExit(3)\n", record),

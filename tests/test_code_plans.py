@@ -102,7 +102,8 @@ def test_mbpp_plan_takes_names_and_imports_from_the_reference() -> None:
 def test_stdio_plans() -> None:
     plan = plan_for({"tests": [{"input": "1 2\n", "output": "3\n"}], "time_limit": 2}, PlanOptions(output_bytes=10))
     (group,) = plan.groups
-    assert plan.mode == "stdio" and group["cases"] == [("1 2\n", "3\n")] and group["limits"] == [2.0] and group["cap"] == 10
+    assert (plan.mode == "stdio" and group["cases"] == [("1 2\n", "3\n")] and group["limits"] == [2.0]
+            and group["cap"] == 10)
     apps = plan_for({"input_output": '{"inputs": ["1\\n"], "outputs": ["2\\n"]}'}, PlanOptions())
     assert apps.groups[0]["cases"] == [("1\n", "2\n")]
     lcb = plan_for({"public_test_cases": '[{"input": "x", "output": "y", "testtype": "stdin"}]',
@@ -172,7 +173,8 @@ def test_evalplus_oracles() -> None:
     assert not evalplus_match([1], 0.31, 0.3, 0, None, "f")
     assert evalplus_match([[-3, 1]], 3.0000001, 2.5, 1e-4, "humaneval", "find_zero")  # the root itself is checked
     assert evalplus_match([[1, 2]], (2, 1), (1, 2), 0, "mbpp", "similar_elements")  # set equality
-    assert evalplus_match(["x"], True, True, 0, "mbpp", "check_str") and not evalplus_match(["x"], None, True, 0, "mbpp", "check_str")
+    assert (evalplus_match(["x"], True, True, 0, "mbpp", "check_str")
+            and not evalplus_match(["x"], None, True, 0, "mbpp", "check_str"))
     assert not evalplus_match([1], [1.0, 2.0], (1.0, 2.0), 1e-4, None, "f")  # allclose keeps the type
     assert allclose([1.0, float("inf")], [1.0000001, float("inf")], 1e-7, 1e-6)
 
@@ -200,7 +202,8 @@ def test_rewritten_asserts_record_each_outcome() -> None:
     exec(code, {"__boundary_assert__": lambda text, thunk: seen.append((text, bool(thunk())))})  # noqa: S102
     assert seen == [("assert i < 2, 'too big'", True), ("assert i < 2, 'too big'", True),
                     ("assert i < 2, 'too big'", False), ("assert True", True)]
-    assert free_names("import math\ndef check(c):\n    assert c(x) == math.pi\ncheck(f)\n") == sorted(["c", "x", "f"], key=["f", "c", "x"].index)
+    assert free_names("import math\ndef check(c):\n    assert c(x) == math.pi\ncheck(f)\n") == sorted(
+        ["c", "x", "f"], key=["f", "c", "x"].index)
 
 
 def test_compile_program_salvages_and_sanitizes() -> None:

@@ -36,7 +36,8 @@ def _model_benchmark_run(session) -> schema.Run:
     bench = schema.Benchmark(name="b", version=1, kind="math", source="s", content_hash="h", num_problems=1)
     session.add_all([model, bench])
     session.flush()
-    problem = schema.Problem(benchmark_id=bench.id, position=0, key="q1", question="?", answer="1", record={}, content_hash="x")
+    problem = schema.Problem(benchmark_id=bench.id, position=0, key="q1", question="?", answer="1", record={},
+                             content_hash="x")
     run = schema.Run(
         model_id=model.id, benchmark_id=bench.id, temperature=0.6, top_p=0.95, max_tokens=8, n=2, seed=0,
         prompt_template="boxed", engine="vllm", engine_options={},
@@ -53,7 +54,8 @@ def test_samples_are_unique_on_run_problem_index_and_upserts_are_idempotent(data
         row = {"run_id": run.id, "problem_id": problem_id, "sample_index": 0, "text": "a", "num_tokens": 1,
                "finish_reason": "stop", "cumulative_logprob": -1.0, "created_at": schema.utcnow()}
         insert_ignore(session, schema.Sample, [row], ["run_id", "problem_id", "sample_index"])
-        insert_ignore(session, schema.Sample, [{**row, "text": "b"}, {**row, "sample_index": 1}], ["run_id", "problem_id", "sample_index"])
+        insert_ignore(session, schema.Sample, [{**row, "text": "b"}, {**row, "sample_index": 1}],
+                      ["run_id", "problem_id", "sample_index"])
     with database.session() as session:
         texts = sorted((s.sample_index, s.text) for s in session.query(schema.Sample))
     assert texts == [(0, "a"), (1, "a")]  # the second write of index 0 changed nothing
@@ -115,20 +117,24 @@ def test_bulk_upserts_take_the_copy_path_and_keep_json(database: Database) -> No
         run = _model_benchmark_run(session)
         problem_id = session.query(schema.Problem.id).scalar()
         now = schema.utcnow()
-        samples = [{"run_id": run.id, "problem_id": problem_id, "sample_index": i, "text": f"t{i}\tx\n", "num_tokens": i,
-                    "finish_reason": "stop", "cumulative_logprob": None, "created_at": now} for i in range(count)]
+        samples = [{"run_id": run.id, "problem_id": problem_id, "sample_index": i, "text": f"t{i}\tx\n",
+                    "num_tokens": i, "finish_reason": "stop", "cumulative_logprob": None, "created_at": now}
+                   for i in range(count)]
         insert_ignore(session, schema.Sample, samples, ["run_id", "problem_id", "sample_index"])
-        insert_ignore(session, schema.Sample, [{**r, "text": "changed"} for r in samples], ["run_id", "problem_id", "sample_index"])
+        insert_ignore(session, schema.Sample, [{**r, "text": "changed"} for r in samples],
+                      ["run_id", "problem_id", "sample_index"])
     with database.session() as session:
         ids = [sid for (sid,) in session.query(schema.Sample.id).order_by(schema.Sample.sample_index)]
-        verdicts = [{"sample_id": sid, "run_id": run.id, "problem_id": problem_id, "correct": i % 2 == 0, "extracted_answer": None, "grader": "g", "grader_version": "1",
-                     "error": None, "duration_s": 0.1, "details": {"tests": [i, "ok"]} if i % 3 else None, "created_at": now}
+        verdicts = [{"sample_id": sid, "run_id": run.id, "problem_id": problem_id, "correct": i % 2 == 0,
+                     "extracted_answer": None, "grader": "g", "grader_version": "1", "error": None, "duration_s": 0.1,
+                     "details": {"tests": [i, "ok"]} if i % 3 else None, "created_at": now}
                     for i, sid in enumerate(ids)]
         insert_ignore(session, schema.Verdict, verdicts, ["sample_id"])
         insert_ignore(session, schema.Verdict, verdicts[:10], ["sample_id"])
     with database.session() as session:
         texts = [t for (t,) in session.query(schema.Sample.text).order_by(schema.Sample.sample_index)]
         assert texts == [f"t{i}\tx\n" for i in range(count)]
-        details = [d for (d,) in session.query(schema.Verdict.details).join(schema.Sample).order_by(schema.Sample.sample_index)]
+        details = [d for (d,) in session.query(schema.Verdict.details).join(schema.Sample)
+                   .order_by(schema.Sample.sample_index)]
         assert details == [{"tests": [i, "ok"]} if i % 3 else None for i in range(count)]
         assert session.query(schema.Verdict).count() == count

@@ -47,7 +47,8 @@ def test_models_times_benchmarks_times_temperatures(tmp_path: Path) -> None:
 
 
 def test_flags_make_the_same_experiment_as_a_file(tmp_path: Path) -> None:
-    from_file = load_file(write(tmp_path, "name: x\nn: 4\nbenchmarks: [arith]\nmodels:\n  - {model: smollm2-135m, role: base}\n"))
+    from_file = load_file(write(tmp_path, "name: x\nn: 4\nbenchmarks: [arith]\n"
+                                          "models:\n  - {model: smollm2-135m, role: base}\n"))
     flags = from_flags("x", ["smollm2-135m"], ["base"], ["arith"], [], n=4)
     assert flags.spec == from_file.spec
 
@@ -56,13 +57,15 @@ def test_flags_make_the_same_experiment_as_a_file(tmp_path: Path) -> None:
     ("text", "where"),
     [
         ("name: x\nbenchmarks: [arith]\nmodels:\n  - {model: m, rol: base}\n", r":4: models\[0\]\.rol: unknown key"),
-        ("name: x\nbenchmarks: [arith]\nmodels:\n  - {model: m, role: teacher}\n", r":4: models\[0\]\.role: 'teacher' is not one of"),
+        ("name: x\nbenchmarks: [arith]\nmodels:\n  - {model: m, role: teacher}\n",
+         r":4: models\[0\]\.role: 'teacher' is not one of"),
         ("name: x\nbenchmarks: [arith]\nmodels:\n  - {role: base}\n", r":4: models\[0\]\.model: missing"),
         ("name: x\nbenchmarks: []\nmodels:\n  - {model: m}\n", r":1: benchmarks: missing or empty"),
         ("name: x\nn: eight\nbenchmarks: [arith]\nmodels:\n  - {model: m}\n", r":1: n: must be a whole number"),
         ("name: x\nbenchmarks: [arith\nmodels: []\n", r":\d+: not valid YAML"),
         ("- just\n- a list\n", r": an experiment is a mapping"),
-        ("name: x\nbenchmarks: [{name: arith, limt: 3}]\nmodels:\n  - {model: m}\n", r":2: benchmarks\[0\]\.limt: unknown key"),
+        ("name: x\nbenchmarks: [{name: arith, limt: 3}]\nmodels:\n  - {model: m}\n",
+         r":2: benchmarks\[0\]\.limt: unknown key"),
     ],
 )
 def test_malformed_files_say_where(tmp_path: Path, text: str, where: str) -> None:

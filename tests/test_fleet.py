@@ -170,7 +170,8 @@ def test_a_batch_that_kills_its_worker_is_failed_after_bounded_attempts(fleet: F
     (status,) = fleet.status()
     assert status["failed_problems"] == 1 and not status["complete"]
     assert "gave up after 2 deliveries" in status["failures"][0]
-    assert fleet.sql("SELECT status, attempts FROM batches WHERE kind = 'sample' AND status = 'failed'") == [("failed", 3)]
+    assert fleet.sql("SELECT status, attempts FROM batches "
+                     "WHERE kind = 'sample' AND status = 'failed'") == [("failed", 3)]
     shown = fleet.cli("status", "--once")
     assert "failed" in shown.stdout and "1 problems" in shown.stdout
 

@@ -141,7 +141,8 @@ def test_float32_greedy_equals_transformers_generate(float32_pair) -> None:
         (c,) = engine.generate([GenerationRequest(i, prompt, 0, 0, 1)], greedy)
         reasons.add(c.finish_reason)
         ids = engine.tokenizer(prompt, return_tensors="pt").input_ids
-        out = reference.generate(ids, max_new_tokens=24, do_sample=False, output_scores=True, return_dict_in_generate=True)
+        out = reference.generate(ids, max_new_tokens=24, do_sample=False, output_scores=True,
+                                 return_dict_in_generate=True)
         new = out.sequences[0, ids.shape[1] :]
         logprob = sum(torch.log_softmax(s[0].float(), -1)[t].item() for s, t in zip(out.scores, new))
         assert c.text == engine.tokenizer.decode(new, skip_special_tokens=True)
@@ -221,7 +222,8 @@ def test_boundary_score_with_the_hf_engine(hf_engine, own_engine_cache, sqlite_u
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout) if "--json" in args else {}
 
-    invoke("run", "--model", "smollm2-135m", "--engine", "echo", "--benchmark", "arith", "--limit", "2", "-k", "2", "-q")
+    invoke("run", "--model", "smollm2-135m", "--engine", "echo", "--benchmark", "arith", "--limit", "2",
+           "-k", "2", "-q")
     scored = invoke("score", "--scorer", "smollm2-135m", "--run", "1", "--engine", "hf", "--json", "-q")
     assert scored == {"scorer": "smollm2-135m", "runs": [1], "scored": 4}
     assert invoke("score", "--scorer", "smollm2-135m", "--run", "1", "--engine", "hf", "--json", "-q")["scored"] == 0
@@ -230,7 +232,8 @@ def test_boundary_score_with_the_hf_engine(hf_engine, own_engine_cache, sqlite_u
         rows = conn.execute(text(
             "SELECT sc.sample_id, rp.prompt, s.text, sc.sum_logprob, sc.num_tokens FROM scores sc "
             "JOIN samples s ON s.id = sc.sample_id "
-            "JOIN run_problems rp ON rp.run_id = s.run_id AND rp.problem_id = s.problem_id ORDER BY sc.sample_id")).all()
+            "JOIN run_problems rp ON rp.run_id = s.run_id AND rp.problem_id = s.problem_id "
+            "ORDER BY sc.sample_id")).all()
     db.dispose()
     direct = list(hf_engine.score([ScoreRequest(r[0], r[1], r[2]) for r in rows]))
     assert [(r[0], r[4]) for r in rows] == [(d.key, d.num_tokens) for d in direct]

@@ -45,7 +45,8 @@ def test_the_import_contracts_are_kept() -> None:
 )
 def test_a_broken_contract_is_reported(contract: str, expected: str, tmp_path: Path) -> None:
     config = tmp_path / "contracts.toml"
-    head = (REPO / "pyproject.toml").read_text().split("[tool.importlinter]")[1].split("[[tool.importlinter.contracts]]")[0]
+    head = ((REPO / "pyproject.toml").read_text()
+            .split("[tool.importlinter]")[1].split("[[tool.importlinter.contracts]]")[0])
     config.write_text(f"[tool.importlinter]{head}[[tool.importlinter.contracts]]\nname = \"must break\"\n{contract}\n")
     result = lint_imports(config)
     assert result.returncode == 1, result.stdout + result.stderr

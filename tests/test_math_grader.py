@@ -13,7 +13,7 @@ import math_verify.parser
 import pytest
 
 from boundary.api.errors import ConfigError
-from boundary.api.types import Grader, GradeItem
+from boundary.api.types import GradeItem, Grader
 from boundary.workers.graders.math import MathGrader, extract_answer, grade_answer, parse_reference
 
 HANG = "So the answer is $\\boxed{9^{9^{9^{9}}}}$."

@@ -26,7 +26,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(source)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(out), str(source)],
         check=True, capture_output=True, text=True, timeout=300,
     )
     (found,) = out.glob("boundary-*.whl")
@@ -36,7 +37,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _tree_files() -> set[str]:
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", *FOLDERS], cwd=REPO,
                             check=True, capture_output=True, text=True).stdout
-    return {f"boundary/{name}" for name in listed.split() if name.endswith((".py", ".mako")) and (REPO / name).is_file()}
+    return {f"boundary/{name}" for name in listed.split()
+            if name.endswith((".py", ".mako")) and (REPO / name).is_file()}
 
 
 def test_the_wheel_holds_one_top_level_package_and_every_module(wheel: Path) -> None:
@@ -48,12 +50,13 @@ def test_the_wheel_holds_one_top_level_package_and_every_module(wheel: Path) -> 
 
 def test_the_installed_wheel_imports_as_boundary_only(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True, text=True, timeout=300)
     # -S: no site-packages (so not this checkout's editable install); only the wheel's files.
     probe = (f"import sys; sys.path.insert(0, {str(target)!r}); import boundary.api.errors, boundary.migrations; "
              "print(boundary.api.errors.__file__); import api")
-    result = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
     assert result.stdout.strip() == str(target / "boundary" / "api" / "errors.py")
     assert "ModuleNotFoundError: No module named 'api'" in result.stderr
 

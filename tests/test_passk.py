@@ -9,8 +9,8 @@ from math import comb
 
 import pytest
 
-from boundary.api.errors import ConfigError
 from boundary.api.analysis.estimator import k_grid, mean_pass_at_k, pass_at_k
+from boundary.api.errors import ConfigError
 from tests.support.passk import numpy_reference
 
 

@@ -21,7 +21,8 @@ def build_run(session, model: str, role: str, correct: list[int], n: int, graded
     m = schema.Model(name=model, path=f"/models/{model}", role=role)
     b = session.query(schema.Benchmark).filter_by(name="toy").one_or_none()
     if b is None:
-        b = schema.Benchmark(name="toy", version=1, kind="math", source="t", content_hash="h", num_problems=len(correct))
+        b = schema.Benchmark(name="toy", version=1, kind="math", source="t", content_hash="h",
+                             num_problems=len(correct))
     session.add_all([m, b])
     session.flush()
     run = schema.Run(model_id=m.id, benchmark_id=b.id, temperature=0.6, top_p=0.95, max_tokens=8, n=n, seed=0,
@@ -31,7 +32,8 @@ def build_run(session, model: str, role: str, correct: list[int], n: int, graded
     for i, c in enumerate(correct):
         p = session.query(schema.Problem).filter_by(benchmark_id=b.id, key=f"p{i}").one_or_none()
         if p is None:
-            p = schema.Problem(benchmark_id=b.id, position=i, key=f"p{i}", question="?", answer="1", record={}, content_hash="x")
+            p = schema.Problem(benchmark_id=b.id, position=i, key=f"p{i}", question="?", answer="1", record={},
+                               content_hash="x")
             session.add(p)
             session.flush()
         session.add(schema.RunProblem(run_id=run.id, problem_id=p.id, prompt="?", seed=i))

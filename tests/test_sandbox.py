@@ -14,12 +14,20 @@ import pytest
 
 from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem
+from boundary.workers.sandbox.claims import claim_cpu
 from boundary.workers.sandbox.interpreter import host_interpreter, library_env
 from boundary.workers.sandbox.options import SANDBOX_ENV
-from boundary.workers.sandbox.claims import claim_cpu
 from boundary.workers.sandbox.values import encode_value
 from tests.support.sandbox import (
-    EXPECT_FIVE, EXPECT_TRUE, GOOD, as_root, assert_unharmed, candidate_processes, observe, plan, run,
+    EXPECT_FIVE,
+    EXPECT_TRUE,
+    GOOD,
+    as_root,
+    assert_unharmed,
+    candidate_processes,
+    observe,
+    plan,
+    run,
     script,
 )
 
@@ -130,7 +138,8 @@ def test_fork_bomb_is_bounded_and_leaves_nothing(sandbox) -> None:
     forked = observe(sandbox, bomb)
     assert isinstance(forked, int) and forked < 64  # RLIMIT_NPROC holds: the candidate is not root
     assert run(sandbox, bomb.replace("return n", "return False"))["status"] == "failed"
-    infinite = "import os\ndef f():\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n"
+    infinite = ("import os\ndef f():\n    while True:\n        try:\n            os.fork()\n"
+                "        except OSError:\n            pass\n")
     assert run(sandbox, infinite)["status"] in ("timeout", "crashed")
 
 
@@ -222,7 +231,8 @@ def test_nothing_written_reaches_the_host_or_the_next_sample(sandbox) -> None:
 @pytest.mark.usefixtures("unharmed")
 def test_subprocess_runs_inside_and_dies_with_the_sample(sandbox) -> None:
     probe = (
-        "import subprocess\ndef f():\n    out = subprocess.run(['sh', '-c', 'id -u; ls /; (sleep 600 >/dev/null 2>&1 &); echo done'],\n"
+        "import subprocess\ndef f():\n"
+        "    out = subprocess.run(['sh', '-c', 'id -u; ls /; (sleep 600 >/dev/null 2>&1 &); echo done'],\n"
         "                         capture_output=True, text=True, timeout=5)\n    return out.stdout\n"
     )
     output = observe(sandbox, probe)
@@ -232,7 +242,8 @@ def test_subprocess_runs_inside_and_dies_with_the_sample(sandbox) -> None:
 
 def test_project_tree_and_host_home_are_invisible(sandbox) -> None:
     here = str(Path(__file__).resolve().parents[1])
-    seen = observe(sandbox, f"import os\ndef f():\n    return [os.path.exists({here!r}), os.path.exists('/etc/passwd')]\n")
+    seen = observe(sandbox, "import os\ndef f():\n"
+                            f"    return [os.path.exists({here!r}), os.path.exists('/etc/passwd')]\n")
     assert seen == [False, False]
 
 
@@ -259,7 +270,8 @@ def test_project_tree_and_host_home_are_invisible(sandbox) -> None:
         "import gc\ndef f():\n    texts = [o for o in gc.get_objects() if isinstance(o, str) and 'assert' in o]\n"
         "    return 5 if any('f() == 5' in t for t in texts) else 4\n",
         "import os\ndef f():\n    for pid in os.listdir('/proc'):\n        try:\n"
-        "            open(f'/proc/{pid}/mem', 'rb').read(1)\n            return 5\n        except (OSError, ValueError):\n"
+        "            open(f'/proc/{pid}/mem', 'rb').read(1)\n            return 5\n"
+        "        except (OSError, ValueError):\n"
         "            pass\n    return 4\n",
     ],
     ids=["atexit", "excepthook", "trace-profile-hooks", "sys-exit-0", "passed-marker-on-every-fd", "kill-parent",
@@ -298,7 +310,8 @@ def test_recycled_every_n_samples_and_restarted_when_killed() -> None:
 
 def test_numpy_is_preloaded_in_a_second_zygote(sandbox) -> None:
     before = sandbox.ping()["zygotes"]
-    value = observe(sandbox, "import numpy as np, sys\ndef f():\n    return [int(np.arange(4).sum()), 'numpy' in sys.modules]\n")
+    value = observe(sandbox, "import numpy as np, sys\ndef f():\n"
+                             "    return [int(np.arange(4).sum()), 'numpy' in sys.modules]\n")
     assert value == [6, True] and len(sandbox.ping()["zygotes"]) == len(before) + (len(before) == 1)
     # a program that does not name it runs in the lean zygote
     assert observe(sandbox, "import sys\ndef f():\n    return 'num' 'py' in sys.modules\n") is False

@@ -13,7 +13,6 @@ import pytest
 from boundary.api import defaults
 from boundary.workers.sandbox import SandboxOptions, cgroups, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem
-
 from tests.support.sandbox import EXPECT_FIVE, EXPECT_TRUE, GOOD, observe, run
 
 HYBRID = (

@@ -18,8 +18,8 @@ import pytest
 from boundary.api.errors import ConfigError, GradingError
 from boundary.api.types import CodeJob
 from boundary.workers.sandbox import SandboxOptions, open_sandbox
-from boundary.workers.sandbox.framing import BOOTSTRAP
 from boundary.workers.sandbox.docker import container_config
+from boundary.workers.sandbox.framing import BOOTSTRAP
 from boundary.workers.sandbox.options import SANDBOX_ENV
 
 PLAN = {"mode": "function", "setup": "", "names": ["f"], "load_timeout_s": 5.0, "record_timeout_s": 5.0,

@@ -18,17 +18,17 @@ import os
 import sys
 import threading
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 from boundary.api.types import CodeJob, GradeItem
-from tests.support.paths import DATA_DIR
-from tests.support.sandbox import EXPECT_FIVE, GOOD, candidate_processes, observe, plan, run, script
 from boundary.workers.graders.code import CodeGrader
 from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox.bwrap import namespace_problem
+from tests.support.paths import DATA_DIR
+from tests.support.sandbox import EXPECT_FIVE, GOOD, candidate_processes, observe, plan, run, script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -228,7 +228,8 @@ def test_4_a_lone_surrogate_in_a_message_is_a_failure(sandbox, where: str) -> No
 
 def test_4_bytes_in_the_loaded_answer_are_a_failure(sandbox) -> None:
     """Finding 4: bytes in ``salvaged_lines`` broke the judge's JSON report."""
-    hostile = raw_program("_ = _write(b'L', loaded(salvaged_lines=b'\\xff'))\n_ = _serve(pickle.dumps(4, protocol=3))\n")
+    hostile = raw_program("_ = _write(b'L', loaded(salvaged_lines=b'\\xff'))\n"
+                          "_ = _serve(pickle.dumps(4, protocol=3))\n")
     report = run(sandbox, hostile, EXPECT_FIVE)
     assert report["status"] in ("failed", "load-error", "crashed"), f"not graded as a failure: {report}"
     assert run(sandbox, GOOD, EXPECT_FIVE)["status"] == "passed"
@@ -289,7 +290,8 @@ def test_11_an_inode_flood_does_not_slow_the_next_sample(sandbox) -> None:
     """Finding 11: a correct sample that leaves many empty files made the next one wait for
     the wipe."""
     starts = sandbox.starts
-    flood = (f"import os\nfor i in range({FLOOD_FILES}):\n    try:\n        os.close(os.open(str(i), os.O_CREAT | os.O_WRONLY))\n"
+    flood = (f"import os\nfor i in range({FLOOD_FILES}):\n    try:\n"
+             "        os.close(os.open(str(i), os.O_CREAT | os.O_WRONLY))\n"
              "    except OSError:\n        break\n" + GOOD)
     report = grade(sandbox, flood, slow_plan(script("assert f() == 5\n")), timeout_s=60.0)
     started = time.monotonic()
@@ -443,7 +445,8 @@ def test_9_the_interpreter_and_packages_are_mounted_at_fixed_paths(sandbox) -> N
 def test_10_cpu_pinning_cannot_be_undone_from_inside(sandbox) -> None:
     """Finding 10: ``sched_setaffinity`` from inside put the sample on every CPU."""
     assert sandbox.describe()["cpu"] is not None, (
-        "the sandbox is not pinned: every CPU is claimed by other sandboxes on this machine, so pinning cannot be tested")
+        "the sandbox is not pinned: every CPU is claimed by other sandboxes on this machine, "
+        "so pinning cannot be tested")
     probe = ("import os\ndef f():\n    before = sorted(os.sched_getaffinity(0))\n    try:\n"
              "        os.sched_setaffinity(0, range(256))\n        error = None\n    except OSError as e:\n"
              "        error = e.errno\n    return before, error, sorted(os.sched_getaffinity(0))\n")
@@ -456,7 +459,7 @@ def test_10_cpu_pinning_cannot_be_undone_from_inside(sandbox) -> None:
 # --- verdicts against the official harnesses, and under load --------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _records(name: str) -> dict[str, dict]:
     path = DATA_DIR / f"{name}.jsonl"
     assert path.is_file(), f"benchmark data not found: {path} (set BOUNDARY_DATA_DIR)"
@@ -482,11 +485,13 @@ def verdict(grader, task_id: str, completion: str):  # noqa: ANN201 - a Verdict
     [
         ("HumanEval/60", "def sum_to_n(n: int):\n    return (n + 1) * n / 2\n", True),  # 1.0 where 1 is expected
         ("HumanEval/3", "def below_zero(operations):\n    account = 0\n    for operation in operations:\n"
-                        "        account += operation\n        if account < 0:\n            return True\n    return 0\n",
+                        "        account += operation\n        if account < 0:\n"
+                        "            return True\n    return 0\n",
          True),  # 0 where False is expected
         ("HumanEval/60", "def sum_to_n(n: int):\n    return n * (n - 1) // 2\n", False),
         ("HumanEval/3", "def below_zero(operations):\n    account = 0\n    for operation in operations:\n"
-                        "        account += operation\n        if account < 0:\n            return True\n    return 1\n",
+                        "        account += operation\n        if account < 0:\n"
+                        "            return True\n    return 1\n",
          False),
     ],
     ids=["float-for-int-passes", "zero-for-false-passes", "wrong-sum-fails", "one-for-false-fails"],

@@ -15,7 +15,6 @@ from boundary.workers.sandbox import SandboxOptions, open_sandbox
 from boundary.workers.sandbox import bwrap as bwrap_module
 from boundary.workers.sandbox.bwrap import bwrap_command, namespace_problem
 from boundary.workers.sandbox.interpreter import PYTHON_DIR, Interpreter, host_interpreter, mask, system_site_dirs
-
 from tests.support.sandbox import observe
 
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -28,7 +27,8 @@ IMPORTS = (
     "import importlib, glob, sys\n"
     "def f():\n"
     "    sys.path += EXTRA + glob.glob('/opt/boundary/python/lib/*/ensurepip/_bundled/*.whl')\n"
-    "    sys.path += glob.glob('/usr/lib/python3*/ensurepip/_bundled/*.whl') + glob.glob('/usr/share/python-wheels/*')\n"
+    "    sys.path += glob.glob('/usr/lib/python3*/ensurepip/_bundled/*.whl')"
+    " + glob.glob('/usr/share/python-wheels/*')\n"
     "    out = {'executable': sys.executable, 'prefix': sys.prefix}\n"
     "    for name in ('pip', 'pytest', 'requests', 'IPython', 'setuptools', 'json', 'sqlite3', 'ctypes', 'numpy'):\n"
     "        try:\n"
@@ -101,8 +101,8 @@ def test_an_interpreter_outside_usr_is_mounted_at_a_fixed_place_without_its_pack
     other = tmp_path / "exec/lib/python3.11/lib-dynload"
     other.mkdir(parents=True)
     split = Interpreter(interp.binary, interp.stdlib, str(other))
-    assert (str(other), f"{PYTHON_DIR}/lib/python3.11/lib-dynload") in _pairs(bwrap_command(SandboxOptions(), True, split),
-                                                                              "--ro-bind")
+    assert (str(other), f"{PYTHON_DIR}/lib/python3.11/lib-dynload") in _pairs(
+        bwrap_command(SandboxOptions(), True, split), "--ro-bind")
 
 
 def test_a_usr_interpreter_runs_where_it_is_with_every_usr_package_folder_hidden() -> None:

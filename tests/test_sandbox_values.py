@@ -20,7 +20,7 @@ from boundary.workers.sandbox.client import SERVER_MODULES, ZYGOTE_MODULES
 from boundary.workers.sandbox.values import VALUE_MAX_DEPTH, Undecodable, Unencodable, decode_value, encode_value
 
 SANDBOX = pathlib.Path(values.__file__).parent
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 EST = datetime.timezone(datetime.timedelta(hours=-5), "EST")
 
 
@@ -183,7 +183,8 @@ def test_encoder_stops_at_the_size_limit(monkeypatch):
 
 SAMPLES = [
     [1, "two", 3.0, None, True, (b"x", bytearray(b"y")), {"k": [1, 2]}],
-    {"a": collections.Counter("abc"), "b": collections.defaultdict(list, {1: [2]}), "c": collections.deque([1], maxlen=3)},
+    {"a": collections.Counter("abc"), "b": collections.defaultdict(list, {1: [2]}),
+     "c": collections.deque([1], maxlen=3)},
     [list(range(10)), [0.5] * 9, list("abcdefghi"), {2**80: -(2**70)}, range(1, 10**20, 3), 1j],
     (decimal.Decimal("-1.5E+3"), datetime.datetime(2020, 1, 2, 3, 4, 5, 6, EST), datetime.time(1, tzinfo=UTC),
      datetime.date(2020, 1, 1), datetime.timedelta(-3, 5, 7), datetime.timezone(datetime.timedelta(hours=2))),
@@ -210,7 +211,8 @@ def test_random_bytes_raise_only_undecodable():
         if i % 2:
             blob = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
         else:  # mostly valid tags and small lengths, so the decoder gets further in
-            blob = bytes(rng.choice(tags) if rng.random() < 0.5 else rng.randrange(4) for _ in range(rng.randrange(1, 60)))
+            blob = bytes(rng.choice(tags) if rng.random() < 0.5 else rng.randrange(4)
+                         for _ in range(rng.randrange(1, 60)))
         try:
             decode_value(blob)
         except Undecodable:

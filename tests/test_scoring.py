@@ -41,7 +41,8 @@ def test_vllm_scores_a_runs_samples_as_the_sampler_did(vllm_engine, sqlite_url: 
         assert scored_logprob < 0 and 0 < scored_tokens <= tokens + 2
         # the sampler's own log-probability of the same text, up to re-tokenization and the EOS token
         assert abs(scored_logprob - cumulative) < 0.25 * tokens + 1.0, (cumulative, scored_logprob, finish)
-    report = json.loads(invoke("report", "perplexity", "--scorer", "smollm2-135m", "--json", "--database-url", sqlite_url).stdout)
+    report = json.loads(invoke("report", "perplexity", "--scorer", "smollm2-135m", "--json",
+                               "--database-url", sqlite_url).stdout)
     assert report[0]["own"] and report[0]["samples"] == 6 and 1.0 < report[0]["median"] < 1000
 
 

@@ -15,8 +15,8 @@ def _outcome(tmp_path: Path, strict: bool) -> str:
     test.write_text("import pytest\n\ndef test_needs_a_service():\n    pytest.skip('no such service here')\n")
     env = {**os.environ, "BOUNDARY_TEST_STRICT": "1" if strict else "0", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", "--rootdir", str(tmp_path),
-         str(test)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
+         "--rootdir", str(tmp_path), str(test)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     return done.stdout

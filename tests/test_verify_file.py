@@ -12,6 +12,7 @@ from boundary.api.errors import DataError
 from boundary.workers.graders.math import MathGrader
 from boundary.workers.verify_file import VerifySummary, count_lines, verify_math_file
 
+
 @pytest.fixture(scope="module")
 def grader():
     with MathGrader() as shared:
@@ -76,7 +77,8 @@ def test_bad_line_names_file_and_line_and_writes_nothing(tmp_path: Path, bad_lin
 
 
 def test_numeric_answers_are_accepted(tmp_path: Path, grader: MathGrader) -> None:
-    source = write_lines(tmp_path / "in.jsonl", [{"answer": 18, "completion": "#### 18"}, {"answer": 2.5, "completion": "\\boxed{5/2}"}])
+    source = write_lines(tmp_path / "in.jsonl",
+                         [{"answer": 18, "completion": "#### 18"}, {"answer": 2.5, "completion": "\\boxed{5/2}"}])
     summary = verify_math_file(source, tmp_path / "out.jsonl", grader)
     assert summary.correct == 2
     assert [json.loads(line)["answer"] for line in (tmp_path / "out.jsonl").read_text().splitlines()] == [18, 2.5]

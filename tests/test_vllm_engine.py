@@ -41,7 +41,8 @@ def test_top_up_union_equals_one_larger_draw_in_deterministic_mode(deterministic
     whole = texts(deterministic, [GenerationRequest(i, p, s, 0, 4) for i, (p, s) in enumerate(zip(ps, seeds))])
     first = texts(deterministic, [GenerationRequest(i, p, s, 0, 2) for i, (p, s) in enumerate(zip(ps, seeds))])
     # the second half alone, and with the problems in another order
-    rest = texts(deterministic, [GenerationRequest(i, p, s, 2, 2) for i, (p, s) in reversed(list(enumerate(zip(ps, seeds))))])
+    rest = texts(deterministic, [GenerationRequest(i, p, s, 2, 2)
+                                 for i, (p, s) in reversed(list(enumerate(zip(ps, seeds))))])
     assert sorted(whole) == sorted({**first, **rest}) == [(i, j) for i in range(2) for j in range(4)]
     assert {**first, **rest} == whole
     assert len(set(whole.values())) > 5  # temperature 1: the samples really differ
@@ -57,7 +58,8 @@ def test_batched_requests_carry_the_seed_of_their_first_sample(vllm_engine) -> N
 
 def test_batched_sampling_reproduces_the_same_schedule(vllm_engine) -> None:
     ps = prompts(vllm_engine)
-    schedule = [[GenerationRequest(i, p, i, 0, 2) for i, p in enumerate(ps)], [GenerationRequest(i, p, i, 2, 2) for i, p in enumerate(ps)]]
+    schedule = [[GenerationRequest(i, p, i, 0, 2) for i, p in enumerate(ps)],
+                [GenerationRequest(i, p, i, 2, 2) for i, p in enumerate(ps)]]
     runs = [{k: v for batch in schedule for k, v in texts(vllm_engine, batch).items()} for _ in range(2)]
     assert runs[0] == runs[1] and len(runs[0]) == 4 * len(ps)
 

@@ -68,7 +68,8 @@ def autoscale() -> None:
 @click.option("--namespace", help="kubernetes: the namespace of the ScaledObjects and worker Deployments.")
 @broker_option(required=True)
 @database_option
-def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dry_run: bool, once: bool, **opts: Any) -> None:
+def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dry_run: bool, once: bool,
+        **opts: Any) -> None:
     """Run the controller: every interval, read each queue's depth (messages waiting plus those
     workers hold), decide its workers from the policy, log the decision with its reason, and
     act through the backend. `boundary status` shows what it decided."""

@@ -12,13 +12,19 @@ import click
 
 from boundary.api import defaults
 from boundary.api.cli.options import (
-    Group, broker_option, cache_dir_option, data_dir_option, database_option, parse_engine_options, sandbox_options,
-    worker_options, worker_settings,
+    Group,
+    broker_option,
+    cache_dir_option,
+    data_dir_option,
+    database_option,
+    parse_engine_options,
+    sandbox_options,
+    worker_options,
+    worker_settings,
 )
 from boundary.api.config import Settings
 from boundary.api.errors import ConfigError
 from boundary.api.queues import sampled_model
-
 
 SUBMIT_EXAMPLES = """\b
 Examples:
@@ -87,13 +93,16 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
 
 
 def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
-    from boundary.api.render.console import PhaseBars, passk_table, stdout
     from boundary.api.db import Database
+    from boundary.api.render.console import PhaseBars, passk_table, stdout
     from boundary.workers.embedded import run_experiment_here
     from boundary.workers.engines import open_engine
     from boundary.workers.graders import open_grader
 
-    with Database.opened(settings.database_url) as db, PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars:
+    with (
+        Database.opened(settings.database_url) as db,
+        PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars,
+    ):
         reports = run_experiment_here(
             db, experiment, settings.data_dir,
             open_engine=lambda name, model, options: open_engine(name, model, options, settings.cache_dir),
@@ -134,8 +143,8 @@ def status(targets: tuple[str, ...], as_json: bool, once: bool, interval: float,
     """Progress of runs (default: all): sampled, graded and failed, samples/s and ETA, live
     until every run is complete; with a broker, the queues and their workers too."""
     from boundary.api import status as progress
-    from boundary.api.render.console import status_table, stdout
     from boundary.api.db import Database
+    from boundary.api.render.console import status_table, stdout
     from boundary.api.runs import find_runs, target_runs
 
     with Database.opened(Settings.build(database_url, None, None).database_url) as db:
@@ -205,17 +214,20 @@ def worker() -> None:
     """
 
 
-@worker.command("sample", epilog="\b\nExamples:\n  boundary worker sample --model smol-base\n  boundary worker sample --model qwen-7b-grpo --weights /models/grpo-400 -o tensor_parallel_size=2")
+@worker.command("sample", epilog="\b\nExamples:\n  boundary worker sample --model smol-base\n"
+                                 "  boundary worker sample --model qwen-7b-grpo --weights /models/grpo-400"
+                                 " -o tensor_parallel_size=2")
 @click.option("--model", "model_name", required=True, help="The model's name, as in the experiment.")
-@click.option("--weights", envvar="BOUNDARY_WEIGHTS", show_envvar=True, help="Load the weights from this folder or hub id instead of the stored source.")
+@click.option("--weights", envvar="BOUNDARY_WEIGHTS", show_envvar=True,
+              help="Load the weights from this folder or hub id instead of the stored source.")
 @click.option("--engine", "engine_name", default=defaults.ENGINE, show_default=True, help="vllm, openai, hf or echo.")
 @click.option("-o", "--engine-option", "engine_options", multiple=True, metavar="KEY=VALUE")
 @click.option("--wait", "wait_s", type=float, default=24 * 3600, show_default=True,
               help="Seconds to wait for an experiment that names the model, when started before one is submitted.")
 @cache_dir_option
 @worker_options
-def worker_sample(model_name: str, weights: str | None, engine_name: str, engine_options: tuple[str, ...], wait_s: float,
-                  cache_dir: str | None, **opts: Any) -> None:
+def worker_sample(model_name: str, weights: str | None, engine_name: str, engine_options: tuple[str, ...],
+                  wait_s: float, cache_dir: str | None, **opts: Any) -> None:
     """Serve one model: load it once, then sample the batches of its queue (sample.MODEL)."""
     from boundary.workers.startup import start_model_worker
 
@@ -255,7 +267,8 @@ def worker_grade(concurrency: int, pool_autoscale: str | None, **opts: Any) -> N
 @_pool_options("Sandboxed")
 @sandbox_options
 @worker_options
-def worker_sandbox(concurrency: int, pool_autoscale: str | None, sandbox: str, unsafe_no_sandbox: bool, **opts: Any) -> None:
+def worker_sandbox(concurrency: int, pool_autoscale: str | None, sandbox: str, unsafe_no_sandbox: bool,
+                   **opts: Any) -> None:
     """Run code answers against their tests, in the sandbox, from the `sandbox` queue.
 
     Each worker process keeps one warm sandbox; the worker refuses to start when none can.

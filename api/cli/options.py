@@ -49,7 +49,8 @@ def sandbox_options(f: Callable) -> Callable:
     )(f)
     return click.option(
         "--sandbox", type=click.Choice(["auto", "bwrap", "docker"]), default=defaults.SANDBOX, show_default=True,
-        envvar="BOUNDARY_SANDBOX", show_envvar=True, help="Sandbox for generated code: bubblewrap, Docker, or the first that starts.",
+        envvar="BOUNDARY_SANDBOX", show_envvar=True,
+        help="Sandbox for generated code: bubblewrap, Docker, or the first that starts.",
     )(f)
 
 
@@ -76,7 +77,11 @@ def broker_option(required: bool, note: str | None = None) -> Callable[[Callable
             show_envvar=True,
             required=required,
             help="Redis URL of the queue, e.g. redis://localhost:6379/0."
-            + (f" {note}" if note else "" if required else " Without one, `submit` runs the experiment in this process."),
+            + (
+                f" {note}" if note
+                else "" if required
+                else " Without one, `submit` runs the experiment in this process."
+            ),
         )(f)
 
     return decorate
@@ -87,7 +92,8 @@ def worker_options(f: Callable) -> Callable:
     f = click.option("--max-attempts", type=int, default=defaults.BATCH_MAX_ATTEMPTS, show_default=True,
                      help="Deliveries of a batch before it is marked failed.")(f)
     f = click.option("--visibility-timeout", type=float, default=defaults.VISIBILITY_TIMEOUT_S, show_default=True,
-                     help="Seconds before an unacknowledged message goes to another worker; above the longest batch.")(f)
+                     help="Seconds before an unacknowledged message goes to another worker; "
+                          "above the longest batch.")(f)
     f = click.option("--hostname", help="Worker name (default: kind-queue@host).")(f)
     f = click.option("--loglevel", default="INFO", show_default=True)(f)
     f = database_option(f)

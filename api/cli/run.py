@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from boundary.api import defaults
-from boundary.api.cli.options import cache_dir_option, data_dir_option, database_option, parse_engine_options, sandbox_options
+from boundary.api.cli.options import (
+    cache_dir_option,
+    data_dir_option,
+    database_option,
+    parse_engine_options,
+    sandbox_options,
+)
 from boundary.api.config import Settings
 from boundary.api.requests import RunRequest, resolve, split_ids
 
@@ -24,22 +30,27 @@ Examples:
 @click.option("--model-name", help="Name to store the model under (default: the alias, hub id or folder name).")
 @click.option("--role", type=click.Choice(["base", "rlvr", "distilled", "instruct", "other"]), help="Model's role.")
 @click.option("--family", help="Model family, e.g. qwen2.5-7b.")
-@click.option("--benchmark", required=True, help="Built-in name (see `boundary benchmarks`), PATH.jsonl, or hf:DATASET_ID.")
-@click.option("--field", "fields", multiple=True, metavar="ROLE=FIELD", help="Field mapping for a JSONL or dataset: id=, question=, answer=.")
+@click.option("--benchmark", required=True,
+              help="Built-in name (see `boundary benchmarks`), PATH.jsonl, or hf:DATASET_ID.")
+@click.option("--field", "fields", multiple=True, metavar="ROLE=FIELD",
+              help="Field mapping for a JSONL or dataset: id=, question=, answer=.")
 @click.option("--kind", type=click.Choice(["math", "code"]), default="math", show_default=True,
               help="What a JSONL or dataset benchmark holds (built-in benchmarks know their kind).")
 @click.option("--hf-split", default="test", show_default=True, help="Split of a hf: dataset.")
 @click.option("--hf-config", help="Configuration of a hf: dataset.")
 @click.option("--limit", type=int, help="Only the first N problems.")
 @click.option("--problems", help="Only these problem ids, comma-separated.")
-@click.option("-k", "--samples", "n", type=int, default=defaults.N_SAMPLES, show_default=True, help="Samples per problem.")
+@click.option("-k", "--samples", "n", type=int, default=defaults.N_SAMPLES, show_default=True,
+              help="Samples per problem.")
 @click.option("--temperature", type=float, default=defaults.TEMPERATURE, show_default=True)
 @click.option("--top-p", type=float, default=defaults.TOP_P, show_default=True)
 @click.option("--max-tokens", type=int, default=defaults.MAX_TOKENS, show_default=True)
-@click.option("--seed", type=int, default=defaults.SEED, show_default=True, help="Run seed; sample i of a problem uses a seed derived from it and i.")
+@click.option("--seed", type=int, default=defaults.SEED, show_default=True,
+              help="Run seed; sample i of a problem uses a seed derived from it and i.")
 @click.option("--template", help="Prompt template: qwen-boxed (default for math), boxed, chat, code-complete.")
 @click.option("--engine", default=defaults.ENGINE, show_default=True, help="vllm, openai or hf (transformers).")
-@click.option("-o", "--engine-option", "engine_options", multiple=True, metavar="KEY=VALUE", help="Passed to the engine, e.g. -o max_model_len=8192, -o deterministic=true.")
+@click.option("-o", "--engine-option", "engine_options", multiple=True, metavar="KEY=VALUE",
+              help="Passed to the engine, e.g. -o max_model_len=8192, -o deterministic=true.")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", help="Server URL for --engine openai, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--api-key", envvar="OPENAI_API_KEY", help="API key for --engine openai (never stored).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -54,8 +65,8 @@ def run(**opts: Any) -> None:
     Running again reuses what is stored; a larger -k tops the run up, drawing only the
     missing samples, with the seeds a single larger run would have used.
     """
-    from boundary.api.render.console import PhaseBars, passk_table, stderr, stdout
     from boundary.api.db import Database
+    from boundary.api.render.console import PhaseBars, passk_table, stderr, stdout
     from boundary.workers.embedded import run_embedded
     from boundary.workers.engines import open_engine
     from boundary.workers.graders import grader_opener
@@ -73,7 +84,10 @@ def run(**opts: Any) -> None:
         limit=opts["limit"], problems=split_ids(opts["problems"]), kind=opts["kind"],
     )
     spec, problems = resolve(request, settings.data_dir)
-    with Database.opened(settings.database_url) as db, PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars:
+    with (
+        Database.opened(settings.database_url) as db,
+        PhaseBars(enabled=not opts["quiet"] and not opts["as_json"]) as bars,
+    ):
         outcome = run_embedded(
             db,
             spec,
@@ -85,7 +99,8 @@ def run(**opts: Any) -> None:
     if outcome.plan.benchmark_notice:
         stderr.print(f"note: {outcome.plan.benchmark_notice}")
     if opts["as_json"]:
-        click.echo(json.dumps({**outcome.report.to_dict(), "drawn": outcome.drawn, "graded_now": outcome.graded}, indent=2))
+        click.echo(json.dumps({**outcome.report.to_dict(), "drawn": outcome.drawn, "graded_now": outcome.graded},
+                              indent=2))
         return
     stderr.print(
         f"run {outcome.run_id}: drew {outcome.drawn} samples, graded {outcome.graded}; "

@@ -10,7 +10,12 @@ import click
 from boundary.api import defaults
 from boundary.api.cli.fleet import worker
 from boundary.api.cli.options import (
-    broker_option, cache_dir_option, database_option, parse_engine_options, worker_options, worker_settings,
+    broker_option,
+    cache_dir_option,
+    database_option,
+    parse_engine_options,
+    worker_options,
+    worker_settings,
 )
 from boundary.api.config import Settings
 from boundary.api.errors import ConfigError
@@ -33,9 +38,9 @@ Examples:
 @broker_option(required=False)
 @database_option
 @cache_dir_option
-def score(scorer: str, run_ids: tuple[int, ...], experiment: str | None, engine_name: str, engine_options: tuple[str, ...],
-          batch_size: int, as_json: bool, quiet: bool, broker_url: str | None, database_url: str | None,
-          cache_dir: str | None) -> None:
+def score(scorer: str, run_ids: tuple[int, ...], experiment: str | None, engine_name: str,
+          engine_options: tuple[str, ...], batch_size: int, as_json: bool, quiet: bool, broker_url: str | None,
+          database_url: str | None, cache_dir: str | None) -> None:
     """Score runs' samples under another model (the log-probability of each completion after
     its prompt), for the perplexity analysis of `boundary report`. With a broker, the work is
     queued on score.SCORER for `boundary worker score`; without one, it runs here."""
@@ -60,12 +65,14 @@ def score(scorer: str, run_ids: tuple[int, ...], experiment: str | None, engine_
     from boundary.workers.engines import open_engine
 
     options = parse_engine_options(engine_options)
-    scored = score_here(settings.database_url, scorer, run_ids, experiment, bars=PhaseBars(enabled=not quiet and not as_json),
+    scored = score_here(settings.database_url, scorer, run_ids, experiment,
+                        bars=PhaseBars(enabled=not quiet and not as_json),
                         open_engine=lambda spec: open_engine(engine_name, spec, options, settings.cache_dir))
     if as_json:
         click.echo(json.dumps(scored.to_dict(), indent=2))
     else:
-        click.echo(f"scored {scored.scored} samples of run(s) {', '.join(map(str, scored.run_ids))} under {scored.scorer}")
+        click.echo(f"scored {scored.scored} samples of run(s) {', '.join(map(str, scored.run_ids))} "
+                   f"under {scored.scorer}")
 
 
 @worker.command("score", epilog="\b\nExample:\n  boundary worker score --model qwen-base")

@@ -24,9 +24,12 @@ def verify() -> None:
 
 
 @verify.command("math", epilog="\b\nExample:\n  boundary verify math --input samples.jsonl --output graded.jsonl")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL: `answer` (reference) and `completion` per line.")
-@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL written with `correct` and `extracted_answer` added.")
-@click.option("--timeout", type=float, default=defaults.GRADE_TIMEOUT_S, show_default=True, help="Seconds allowed per answer.")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL: `answer` (reference) and `completion` per line.")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL written with `correct` and `extracted_answer` added.")
+@click.option("--timeout", type=float, default=defaults.GRADE_TIMEOUT_S, show_default=True,
+              help="Seconds allowed per answer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def verify_math(input_path: Path, output_path: Path, timeout: float, quiet: bool) -> None:
     """Grade math completions against reference answers with math-verify.
@@ -50,12 +53,17 @@ Examples:
 
 
 @verify.command("code", epilog=CODE_EXAMPLES)
-@click.option("--benchmark", required=True, help="Code benchmark: humaneval, humanevalplus, mbpp, mbppplus (or a JSONL file).")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL: `task_id` and `completion` (or `solution`) per line.")
-@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL written with `passed`, `result` and `details` added.")
+@click.option("--benchmark", required=True,
+              help="Code benchmark: humaneval, humanevalplus, mbpp, mbppplus (or a JSONL file).")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL: `task_id` and `completion` (or `solution`) per line.")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL written with `passed`, `result` and `details` added.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Sandboxes grading in parallel.")
-@click.option("--all-tests", is_flag=True, help="Run every test of a failing sample (default: stop at its first failure).")
-@click.option("--timeout", type=float, default=defaults.SANDBOX_TEST_TIMEOUT_S, show_default=True, help="Seconds for a test script (check(), asserts).")
+@click.option("--all-tests", is_flag=True,
+              help="Run every test of a failing sample (default: stop at its first failure).")
+@click.option("--timeout", type=float, default=defaults.SANDBOX_TEST_TIMEOUT_S, show_default=True,
+              help="Seconds for a test script (check(), asserts).")
 @sandbox_options
 @data_dir_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -73,7 +81,8 @@ def verify_code(benchmark: str, input_path: Path, output_path: Path, workers: in
 
     loaded = load_benchmark(benchmark, Settings.build(None, data_dir, None).data_dir, kind="code")
     if loaded.kind != "code":
-        raise ConfigError(f"'{loaded.name}' is a {loaded.kind} benchmark: grade it with `boundary verify {loaded.kind}`")
+        raise ConfigError(f"'{loaded.name}' is a {loaded.kind} benchmark: "
+                          f"grade it with `boundary verify {loaded.kind}`")
     grader = CodeGrader(sandbox, unsafe_no_sandbox=unsafe_no_sandbox, workers=workers, all_tests=all_tests,
                         plan_options=PlanOptions(test_timeout_s=timeout))
     with grader, PhaseBars(enabled=not quiet) as bars:

@@ -45,7 +45,9 @@ def upgrade() -> None:
             ["experiment_id"], ["experiments.id"], name=op.f("fk_experiment_runs_experiment_id_experiments"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_experiment_runs_run_id_runs"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name=op.f("fk_experiment_runs_run_id_runs"), ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("experiment_id", "run_id", name=op.f("pk_experiment_runs")),
     )
     op.create_table(

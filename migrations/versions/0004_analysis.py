@@ -47,7 +47,9 @@ def upgrade() -> None:
         sa.Column("sum_logprob", sa.Float(), nullable=False),
         sa.Column("num_tokens", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["sample_id"], ["samples.id"], name=op.f("fk_scores_sample_id_samples"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["sample_id"], ["samples.id"], name=op.f("fk_scores_sample_id_samples"), ondelete="CASCADE",
+        ),
         sa.ForeignKeyConstraint(["scorer_id"], ["models.id"], name=op.f("fk_scores_scorer_id_models")),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_scores_run_id_runs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scores")),

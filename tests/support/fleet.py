@@ -99,8 +99,10 @@ def fleet(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Fleet]:
 def write_experiment(path: Path, name: str, n: int = 8, limit: int = 6, batch_size: int = 16, engine: str = "echo",
                      models: str | None = None, engine_options: str = "") -> Path:
     models = models or (
-        f"  - {{name: {name}-base, model: smollm2-135m, role: base, engine: {engine}, template: boxed{engine_options}}}\n"
-        f"  - {{name: {name}-rl, model: smollm2-135m, role: rlvr, engine: {engine}, template: qwen-boxed{engine_options}}}\n"
+        f"  - {{name: {name}-base, model: smollm2-135m, role: base, engine: {engine}, "
+        f"template: boxed{engine_options}}}\n"
+        f"  - {{name: {name}-rl, model: smollm2-135m, role: rlvr, engine: {engine}, "
+        f"template: qwen-boxed{engine_options}}}\n"
     )
     path.write_text(
         f"name: {name}\nn: {n}\nmax_tokens: 32\nbatch_size: {batch_size}\n"
