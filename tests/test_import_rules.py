@@ -1,4 +1,4 @@
-"""The layout's rules, checked by tools: import-linter's contracts (pyproject.toml), and
+"""The layout's rules, checked by tools: import-linter's contracts (pyproject.toml), ruff, and
 no import of the folders by their bare names (``api``, ``workers``, ``migrations``)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def lint_imports(config: Path | None = None) -> subprocess.CompletedProcess[str]
 def test_the_import_contracts_are_kept() -> None:
     result = lint_imports()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 broken" in result.stdout and "2 kept" in result.stdout
+    assert "0 broken" in result.stdout and "4 kept" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -51,6 +51,13 @@ def test_a_broken_contract_is_reported(contract: str, expected: str, tmp_path: P
     result = lint_imports(config)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 broken" in result.stdout and expected in result.stdout
+
+
+def test_ruff_is_clean() -> None:
+    result = subprocess.run(
+        [_tool("ruff"), "check", "--no-cache", "."], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _python_files() -> list[Path]:
