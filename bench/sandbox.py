@@ -414,7 +414,6 @@ def main() -> None:
         start, _, stop = args.part.partition(":")
         reference_main(args.data_dir, args.limit, args.cpu, slice(int(start or 0), int(stop) if stop else None))
         return
-    sys.path.insert(0, str(REPO))
     from boundary.workers.graders.code import CodeGrader
     from boundary.workers.sandbox import SandboxOptions, open_sandbox
 
