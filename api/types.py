@@ -202,15 +202,24 @@ class CodeJob:
 
 
 @runtime_checkable
-class Sandbox(Protocol):
-    """An isolated, long-lived fork server that runs code jobs (boundary.workers.sandbox).
+class SandboxReport(Protocol):
+    """What a sandbox reports for one job (boundary.workers.sandbox.report.Report): ``status``
+    (passed, failed, timeout, crashed, syntax-error, load-error, error, recorded), the grading
+    ``error`` if any, a recording job's ``outputs``, and the whole report as JSON (per-test
+    ``tests`` outcomes, ``first_failure``, ...)."""
 
-    ``run`` returns the sandbox's report: ``status`` (passed, failed, timeout, crashed,
-    syntax-error, load-error, error), per-test ``tests`` outcomes, ``first_failure``; or
-    ``outputs`` for a recording job."""
+    status: str
+    error: str | None
+    outputs: dict[str, list] | None
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class Sandbox(Protocol):
+    """An isolated, long-lived fork server that runs code jobs (boundary.workers.sandbox)."""
 
     backend: str
 
-    def run(self, job: CodeJob) -> dict[str, Any]: ...
+    def run(self, job: CodeJob) -> SandboxReport: ...
 
     def close(self) -> None: ...
