@@ -7,17 +7,25 @@ load (converting the SmolLM2 GGUF, for instance) is the engines' job.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from boundary.api.db import schema
 from boundary.api.db.upsert import insert_ignore
-from boundary.api.errors import ConfigError, UnknownName
+from boundary.api.errors import ConfigError, NotFound, UnknownName
 from boundary.api.types import ROLES
+
+if TYPE_CHECKING:
+    from boundary.api.db import Database
+
+log = logging.getLogger("boundary.worker")
 
 
 @dataclass(frozen=True)
@@ -143,29 +151,23 @@ def resolve_model(
     )
 
 
-def worker_model(db, name: str, weights: str | None, wait_s: float = 0.0, poll_s: float = 5.0) -> ModelSpec:
+def worker_model(db: Database, name: str, weights: str | None, wait_s: float = 0.0, poll_s: float = 5.0) -> ModelSpec:
     """The spec a sampling worker loads for the model stored as ``name``: ``weights`` (a
     folder or hub id where this machine has them), else the model's stored source. A worker
     started before any experiment names its model waits up to ``wait_s`` for it."""
-    import logging
-    import time
-
-    from boundary.api.errors import NotFound
-
     if weights:
         return resolve_model(weights, alias=name)
     deadline = time.monotonic() + wait_s
     announced = False
     while True:
-        row = _stored_model(db, name)
+        with db.session() as session:
+            row = stored_model(session, name)
         if row is not None:
             break
         if time.monotonic() >= deadline:
             raise NotFound(f"no model named '{name}' in the database: submit an experiment that uses it first")
         if not announced:
-            logging.getLogger("boundary.worker").info(
-                "waiting for an experiment that uses model '%s' (or give --weights)", name
-            )
+            log.info("waiting for an experiment that uses model '%s' (or give --weights)", name)
             announced = True
         time.sleep(poll_s)
     if not row.source:
@@ -173,30 +175,14 @@ def worker_model(db, name: str, weights: str | None, wait_s: float = 0.0, poll_s
     return resolve_model(row.source, alias=name)
 
 
-def scorer_model(db, name: str) -> tuple[int, ModelSpec]:
+def scorer_model(db: Database, name: str) -> tuple[int, ModelSpec]:
     """The scoring model: a registered model's name (its stored source is loaded), or an
     alias / folder / hub id, registered now as a model of role 'other' if new."""
-    from boundary.api.db import schema
-    from boundary.api.db.upsert import insert_ignore
-
-    row = _stored_model(db, name)
-    if row is not None:
-        if not row.source:
-            raise ConfigError(f"model '{name}' has no stored source to load it from")
-        return row.id, resolve_model(row.source, alias=row.name)
-    spec = resolve_model(name)
     with db.session() as session:
-        insert_ignore(session, schema.Model, [{"name": spec.name, "path": spec.source, "source": spec.ref or None,
-                                               "role": spec.default_role, "family": spec.family,
-                                               "created_at": schema.utcnow()}], ["name"])
-    return _stored_model(db, spec.name).id, spec
-
-
-def _stored_model(db, name: str):
-    """The models row named ``name``, or None. (``db`` is a boundary.api.db.Database.)"""
-    from sqlalchemy import select
-
-    from boundary.api.db import schema
-
-    with db.session() as session:
-        return session.scalars(select(schema.Model).where(schema.Model.name == name)).one_or_none()
+        row = stored_model(session, name)
+        if row is not None:
+            if not row.source:
+                raise ConfigError(f"model '{name}' has no stored source to load it from")
+            return row.id, resolve_model(row.source, alias=row.name)
+        spec = resolve_model(name)
+        return register_model(session, spec).id, spec
