@@ -1,16 +1,22 @@
-"""Batch state: the rows of queued work in the database (planning a run's batches, claiming,
-finishing, failures). A batch delivered twice changes nothing; see docs/fleet.md."""
+"""Batch state: the rows of queued work in the database (planning a run's batches, claiming
+under a lease, renewing, finishing, failures, and finding the batches whose worker is gone or
+whose message was lost). A batch delivered twice changes nothing; see docs/fleet.md."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from boundary.api import defaults
 from boundary.api.db import schema
+from boundary.api.errors import ConfigError
 from boundary.api.queues import grade_queue, sample_queue, score_queue
+
+B = schema.Batch
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,36 @@ def unpublished_grade_batches(session: Session, sample_batch_id: int) -> list[Qu
 
 
 @dataclass(frozen=True)
+class Lease:
+    """How a worker holds the batches it takes: for ``duration_s`` after each renewal, renewed
+    every ``heartbeat_s``."""
+
+    duration_s: float = defaults.LEASE_S
+    heartbeat_s: float = defaults.HEARTBEAT_S
+
+    def __post_init__(self) -> None:
+        for name, value in (("--lease", self.duration_s), ("--heartbeat", self.heartbeat_s)):
+            if not value > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value:g}")
+        if self.duration_s <= self.heartbeat_s:
+            raise ConfigError(f"--lease ({self.duration_s:g}s) must be longer than --heartbeat "
+                              f"({self.heartbeat_s:g}s): the lease would run out between two renewals")
+
+    def expiry(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.duration_s)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who takes a batch: the worker process (``host:pid``), the delivery tag of the message it
+    works from, and its lease."""
+
+    owner: str
+    tag: str | None
+    lease: Lease
+
+
+@dataclass(frozen=True)
 class Claim:
     batch_id: int
     run_id: int
@@ -138,42 +174,167 @@ class Claim:
     scorer_id: int | None = None
 
 
-def claim(session: Session, batch_id: int, max_attempts: int) -> Claim | None:
-    """Start a delivery of ``batch_id``. None when there is nothing to do: the batch is done,
-    failed, unknown, or has now been delivered more than ``max_attempts`` times (it is then
-    marked failed)."""
+_NO_LEASE = {"lease_owner": None, "lease_tag": None, "lease_expires_at": None}
+
+
+def _lease_gone(now: datetime):
+    """A running batch nobody holds: its lease ran out, or it never had one."""
+    return or_(B.lease_expires_at.is_(None), B.lease_expires_at < now)
+
+
+def claim(session: Session, batch_id: int, max_attempts: int, holder: Holder | None = None) -> Claim | None:
+    """Start a delivery of ``batch_id``, under ``holder``'s lease. None when there is nothing to
+    do: the batch is done, failed, unknown, held by another live worker (its lease is live and
+    this message is not the one that worker took), or has now been delivered more than
+    ``max_attempts`` times (it is then marked failed).
+
+    A batch held by a live worker is left to it: a second message for it (the broker's
+    redelivery after the visibility timeout, a republished one) is dropped, and if that worker
+    dies its lease expires and the batch is queued again. The message its holder took coming
+    back (same delivery tag) means the holder let go of it (its process died, or the message
+    was restored from it): that one takes the batch over. Without a holder the batch is taken
+    whatever its lease says."""
     now = schema.utcnow()
+    if holder is None:
+        takeable = B.status.in_(("queued", "running"))
+        lease = {}
+    else:
+        free = [_lease_gone(now), B.lease_owner == holder.owner]
+        if holder.tag:
+            free.append(B.lease_tag == holder.tag)
+        takeable = or_(B.status == "queued", and_(B.status == "running", or_(*free)))
+        lease = {"lease_owner": holder.owner, "lease_tag": holder.tag,
+                 "lease_expires_at": holder.lease.expiry(now)}
     session.execute(
-        update(schema.Batch)
-        .where(schema.Batch.id == batch_id, schema.Batch.status.in_(("queued", "running")))
-        .values(attempts=schema.Batch.attempts + 1, status="running", updated_at=now)
+        update(B).where(B.id == batch_id, takeable)
+        .values(attempts=B.attempts + 1, status="running", updated_at=now, **lease)
     )
-    batch = session.get(schema.Batch, batch_id, populate_existing=True)
-    if batch is None or batch.status not in ("running",):
+    batch = session.get(B, batch_id, populate_existing=True)
+    if batch is None or batch.status != "running" or (holder and batch.lease_owner != holder.owner):
         return None
     if batch.attempts > max_attempts:
         reason = batch.error or "its worker died during every delivery (killed, out of memory, or crashed)"
         batch.status = "failed"
         batch.error = f"gave up after {max_attempts} deliveries: {reason}"
+        batch.lease_owner = batch.lease_tag = batch.lease_expires_at = None
         return None
     return Claim(batch.id, batch.run_id, batch.kind, list(batch.problem_ids), batch.attempts, batch.scorer_id)
 
 
-def finish(session: Session, batch_id: int) -> None:
-    session.execute(
-        update(schema.Batch)
-        .where(schema.Batch.id == batch_id)
-        .values(status="done", error=None, updated_at=schema.utcnow())
-    )
+def held_by(session: Session, batch_id: int) -> tuple[str, datetime] | None:
+    """The live worker holding a running batch and when its lease runs out, if any."""
+    row = session.execute(select(B.status, B.lease_owner, B.lease_expires_at).where(B.id == batch_id)).first()
+    if row is None or row.status != "running" or row.lease_owner is None or row.lease_expires_at is None:
+        return None
+    expires = _aware(row.lease_expires_at)
+    return (row.lease_owner, expires) if expires > schema.utcnow() else None
 
 
-def record_error(session: Session, batch_id: int, error: str, final: bool) -> None:
-    """Note why a delivery failed; ``final`` marks the batch failed, else it waits for a retry."""
-    session.execute(
-        update(schema.Batch)
-        .where(schema.Batch.id == batch_id)
-        .values(status="failed" if final else "queued", error=error[:2000], updated_at=schema.utcnow())
+def _aware(at: datetime) -> datetime:
+    """SQLite gives back naive datetimes; they were written in UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=schema.utcnow().tzinfo)
+
+
+def renew(session: Session, batch_id: int, holder: Holder) -> bool:
+    """Extend ``holder``'s lease; False when the batch is no longer held by it (its lease ran
+    out and the batch was queued again, or another worker took it over, or it is finished)."""
+    now = schema.utcnow()
+    renewed = session.execute(
+        update(B).where(B.id == batch_id, B.status == "running", B.lease_owner == holder.owner)
+        .values(lease_expires_at=holder.lease.expiry(now))
     )
+    return renewed.rowcount == 1
+
+
+def _ours(owner: str | None):
+    """A batch this delivery may still write the outcome of: not done, and not held by another
+    worker (held by ``owner``, or by nobody since its lease ran out)."""
+    clauses = [B.status != "done"]
+    if owner is not None:
+        clauses.append(or_(B.lease_owner == owner, B.lease_owner.is_(None)))
+    return and_(*clauses)
+
+
+def finish(session: Session, batch_id: int, owner: str | None = None) -> bool:
+    """Mark the batch done; False (nothing changed) when it is already done or another worker
+    holds it now: that worker finishes it, and this delivery's rows, already written, are
+    kept as they are (every write is an idempotent upsert)."""
+    done = session.execute(
+        update(B).where(B.id == batch_id, _ours(owner))
+        .values(status="done", error=None, updated_at=schema.utcnow(), **_NO_LEASE)
+    )
+    return done.rowcount == 1
+
+
+def record_error(session: Session, batch_id: int, error: str, final: bool, owner: str | None = None) -> bool:
+    """Note why a delivery failed; ``final`` marks the batch failed, else it waits for a retry.
+    False (nothing changed) when the batch is done or another worker holds it now."""
+    recorded = session.execute(
+        update(B).where(B.id == batch_id, _ours(owner))
+        .values(status="failed" if final else "queued", error=error[:2000], updated_at=schema.utcnow(), **_NO_LEASE)
+    )
+    return recorded.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A batch taken back from a worker whose lease ran out: queued again, to be published
+    (or its message, ``tag``, restored from the dead worker)."""
+
+    queued: Queued
+    owner: str | None
+    tag: str | None
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> list[list[int]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+def reap_expired(session: Session) -> list[Expired]:
+    """Queue again every running batch whose lease has run out. Each batch is taken by one
+    reaper only (the update re-checks the lease), and a worker that renews in time keeps it."""
+    now = schema.utcnow()
+    rows = session.execute(
+        select(B.id, B.kind, B.queue, B.lease_owner, B.lease_tag).where(B.status == "running", _lease_gone(now))
+    ).all()
+    found = {r.id: r for r in rows}
+    reaped: list[Expired] = []
+    for ids in _chunks(sorted(found)):
+        taken = session.scalars(
+            update(B).where(B.id.in_(ids), B.status == "running", _lease_gone(now))
+            .values(status="queued", updated_at=now, **_NO_LEASE,
+                    error=func.coalesce(B.lease_owner, "a worker") + " stopped renewing its lease (killed, frozen "
+                    "or cut off from the database)")
+            .returning(B.id)
+        ).all()
+        for batch_id in sorted(taken):
+            r = found[batch_id]
+            reaped.append(Expired(Queued(r.id, r.kind, r.queue), r.lease_owner, r.lease_tag))
+    return reaped
+
+
+def long_queued(session: Session, older_than_s: float) -> list[Queued]:
+    """Batches queued, unchanged for ``older_than_s``: those a lost message would leave behind
+    (every one that is also in a queue is there legitimately)."""
+    cutoff = schema.utcnow() - timedelta(seconds=older_than_s)
+    rows = session.execute(
+        select(B.id, B.kind, B.queue).where(B.status == "queued", B.updated_at < cutoff).order_by(B.id)
+    ).all()
+    return [Queued(r.id, r.kind, r.queue) for r in rows]
+
+
+def mark_republished(session: Session, batch_ids: Sequence[int], older_than_s: float) -> list[int]:
+    """Take the batches (still queued and unchanged for ``older_than_s``) to publish again,
+    restarting their clock; one reaper gets each."""
+    now = schema.utcnow()
+    cutoff = now - timedelta(seconds=older_than_s)
+    out: list[int] = []
+    for ids in _chunks(sorted(batch_ids)):
+        out += session.scalars(
+            update(B).where(B.id.in_(ids), B.status == "queued", B.updated_at < cutoff)
+            .values(updated_at=now).returning(B.id)
+        ).all()
+    return sorted(out)
 
 
 def failed_problems(session: Session, run_id: int) -> dict[int, str]:

@@ -80,7 +80,20 @@ segfault) is redelivered by the broker; counting deliveries in the database stop
 VISIBILITY_TIMEOUT_S = 6 * 3600
 """Seconds before Redis hands an unacknowledged message to another worker (Celery's default is
 1 hour). It must exceed the longest batch: a k=1024 batch of 16k-token completions on a slow
-GPU can take hours. A worker that died is covered sooner by `boundary resume`."""
+GPU can take hours. It is the last resort: a worker that died gives its batch back when its
+lease expires (LEASE_S), and a message that comes back while its batch's lease is live is
+dropped (docs/fleet.md, "Leases")."""
+
+LEASE_S = 20.0
+"""Seconds a batch stays with its worker after the worker's last heartbeat. A worker that died
+(kill -9, out of memory, a preempted node) or froze gives its batch back this long after its
+last renewal, plus at most one reaping interval: seconds of idle GPUs, not the visibility
+timeout's hours. Long enough that a busy worker (it renews from a thread, a long vLLM call
+included) or a database restart of a few seconds does not lose its batch."""
+
+HEARTBEAT_S = 5.0
+"""Seconds between two renewals of a worker's lease, and between two looks of the fleet's
+reapers for expired leases and lost messages (one reaper acts per interval, fleet-wide)."""
 
 RETRY_BACKOFF_MAX_S = 60.0
 """Longest wait between retries of a batch whose database or engine call failed (seconds)."""
@@ -209,8 +222,8 @@ A GPU worker takes minutes to load its model: a short lull must not throw that a
 
 AUTOSCALE_DRAIN_TIMEOUT_S = VISIBILITY_TIMEOUT_S
 """Seconds a worker told to stop may take to finish its current batch before it is killed.
-Finishing is useful work; a killed worker's batch only comes back after the visibility
-timeout (or `boundary resume`), so the default waits as long as that."""
+Finishing is useful work: a killed worker's batch is queued again when its lease expires, but
+what the worker had not yet written is drawn again, so the default waits long."""
 
 AUTOSCALE_MIN_GPU = 0
 """Floor of a sampling queue's workers: GPUs are expensive, so an idle model scales to zero."""

@@ -14,16 +14,19 @@ from sqlalchemy.orm import Session
 from boundary.api import defaults
 from boundary.api.batch_state import (
     Claim,
+    Holder,
     Queued,
     claim,
     finish,
     grade_batch_for,
+    held_by,
     record_error,
     unpublished_grade_batches,
 )
 from boundary.api.db import Database, schema
 from boundary.api.db.retry import is_transient, with_retry
 from boundary.api.types import Engine, Grader
+from boundary.workers.heartbeat import Heartbeat
 from boundary.workers.work.grading import grade_run
 from boundary.workers.work.sampling import sample_problems
 from boundary.workers.work.scoring import score_run
@@ -83,44 +86,67 @@ def _in_session(db: Database, window_s: float, step: Callable[[Session], T]) -> 
     return with_retry(attempt, window_s)
 
 
-def _failed(db: Database, c: Claim, exc: BaseException, max_attempts: int, window_s: float) -> None:
-    """Record a failed delivery; raise Retry unless that was the last allowed one."""
+def _failed(db: Database, c: Claim, exc: BaseException, max_attempts: int, window_s: float,
+            owner: str | None) -> None:
+    """Record a failed delivery; raise Retry unless that was the last allowed one (or the batch
+    is another worker's now)."""
     final = c.attempts >= max_attempts
     message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:500]
-    _in_session(db, window_s, lambda session: record_error(session, c.batch_id, message, final))
+    recorded = _in_session(db, window_s, lambda session: record_error(session, c.batch_id, message, final, owner))
     log.warning("batch %s delivery %s/%s failed: %s", c.batch_id, c.attempts, max_attempts, message)
-    if not final:
+    if recorded and not final:
         raise Retry(_backoff(c.attempts), message)
 
 
-def deliver(db: Database, job: Job[T], batch_id: int, max_attempts: int, window_s: float) -> T:
-    """One delivery of ``batch_id``: claim it, do it, mark it done. A failure is recorded and
-    retried with backoff up to ``max_attempts`` deliveries; a database outage is raised (the
-    batch was not harmed: the message is retried as it is)."""
-    c = _in_session(db, window_s, lambda session: claim(session, batch_id, max_attempts))
+def _leave_it(db: Database, batch_id: int, window_s: float) -> None:
+    held = _in_session(db, window_s, lambda session: held_by(session, batch_id))
+    if held:
+        log.info("batch %s is held by %s (lease until %s): this message is dropped", batch_id, held[0],
+                 held[1].strftime("%H:%M:%S"))
+
+
+def deliver(db: Database, job: Job[T], batch_id: int, max_attempts: int, window_s: float,
+            holder: Holder | None = None) -> T:
+    """One delivery of ``batch_id``: claim it under ``holder``'s lease, do it while a
+    heartbeat renews the lease, mark it done. A failure is recorded and retried with backoff up
+    to ``max_attempts`` deliveries; a database outage is raised (the batch was not harmed: the
+    message is retried as it is). A batch another live worker holds is left to it."""
+    c = _in_session(db, window_s, lambda session: claim(session, batch_id, max_attempts, holder))
     if c is None:
+        if holder is not None:
+            _leave_it(db, batch_id, window_s)
         return job.unclaimed(db, batch_id, window_s)
+    owner = holder.owner if holder else None
     try:
         with db.session() as session:
             refusal = job.refusal(session, c)
         if refusal:
             with db.session() as session:
-                record_error(session, batch_id, refusal, final=True)
+                record_error(session, batch_id, refusal, True, owner)
             log.error("batch %s: %s", batch_id, refusal)
             return job.nothing()
-        count = job.work(db, c, window_s)
+        if holder is None:
+            count = job.work(db, c, window_s)
+        else:
+            with Heartbeat(db, batch_id, holder):
+                count = job.work(db, c, window_s)
     except Exception as exc:
         if is_transient(exc):
             raise
-        _failed(db, c, exc, max_attempts, window_s)
+        _failed(db, c, exc, max_attempts, window_s, owner)
         return job.nothing()
 
-    def done(session: Session) -> T:
-        finish(session, batch_id)
-        return job.done(session, c, count)
+    def done(session: Session) -> tuple[bool, T]:
+        if not finish(session, batch_id, owner):
+            return False, job.nothing()
+        return True, job.done(session, c, count)
 
-    result = _in_session(db, window_s, done)
-    log.info("batch %s: %s", batch_id, job.line(c, count))
+    finished, result = _in_session(db, window_s, done)
+    if finished:
+        log.info("batch %s: %s", batch_id, job.line(c, count))
+    else:
+        log.warning("batch %s: %s, but another worker took the batch over meanwhile (this one's lease ran out); "
+                    "the rows are kept, that worker marks it done", batch_id, job.line(c, count))
     return result
 
 
@@ -206,21 +232,21 @@ class Scoring(_Counted):
 
 def run_sample_batch(db: Database, engine: Callable[[], Engine], batch_id: int, *, model_name: str, engine_name: str,
                      max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
-                     window_s: float = defaults.DB_RETRY_WINDOW_S) -> list[Queued]:
+                     window_s: float = defaults.DB_RETRY_WINDOW_S, holder: Holder | None = None) -> list[Queued]:
     """Sample one batch; returns the grading batch to publish next (none if nothing ran, or
     the one a dead worker drew but never published, when this is a redelivery)."""
-    return deliver(db, Sampling(engine, model_name, engine_name), batch_id, max_attempts, window_s)
+    return deliver(db, Sampling(engine, model_name, engine_name), batch_id, max_attempts, window_s, holder)
 
 
 def run_grade_batch(db: Database, grader: Callable[[str], Grader], batch_id: int, *,
                     max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
-                    window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
+                    window_s: float = defaults.DB_RETRY_WINDOW_S, holder: Holder | None = None) -> int:
     """Grade one batch; returns the number of verdicts written."""
-    return deliver(db, Grading(grader), batch_id, max_attempts, window_s)
+    return deliver(db, Grading(grader), batch_id, max_attempts, window_s, holder)
 
 
 def run_score_batch(db: Database, engine: Callable[[], Engine], batch_id: int, *, model_name: str,
                     max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
-                    window_s: float = defaults.DB_RETRY_WINDOW_S) -> int:
+                    window_s: float = defaults.DB_RETRY_WINDOW_S, holder: Holder | None = None) -> int:
     """Score one batch of a run's samples under the model this worker serves."""
-    return deliver(db, Scoring(engine, model_name), batch_id, max_attempts, window_s)
+    return deliver(db, Scoring(engine, model_name), batch_id, max_attempts, window_s, holder)

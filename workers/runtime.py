@@ -3,10 +3,13 @@ each created on first use and kept."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from boundary.api.batch_state import Lease
 from boundary.api.db import Database
 from boundary.api.db.session import make_engine
 from boundary.api.types import Engine, Grader
@@ -21,6 +24,8 @@ class WorkerConfig:
     open_engine: Callable[[], Engine] | None = None
     open_grader: Callable[[str], Grader] | None = None
     max_attempts: int = 3
+    lease: Lease | None = None
+    """How this worker holds the batches it takes (None: no lease, as in a direct call)."""
 
 
 _config: WorkerConfig | None = None
@@ -39,6 +44,11 @@ def config() -> WorkerConfig:
     if _config is None:
         raise RuntimeError("this worker process was not configured (start it with `boundary worker ...`)")
     return _config
+
+
+def identity() -> str:
+    """This process, as a lease names its holder: ``host:pid`` (each pool child its own)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def database() -> Database:

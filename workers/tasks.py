@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.app.task import Task
 
 from boundary.api import defaults
+from boundary.api.batch_state import Holder
 from boundary.api.db.retry import is_transient
 from boundary.workers import runtime
 from boundary.workers.broker import publish
@@ -39,12 +40,22 @@ def _deliver(task: Task, work: Callable[[], T]) -> T:
         raise
 
 
+def _holder(task: Task) -> Holder | None:
+    """This delivery's claim on its batch: this process, the message's delivery tag, the lease."""
+    lease = runtime.config().lease
+    if lease is None:
+        return None
+    properties = getattr(task.request, "properties", None) or {}
+    return Holder(runtime.identity(), properties.get("delivery_tag"), lease)
+
+
 @shared_task(name=SAMPLE_TASK, bind=True, acks_late=True, max_retries=None)
 def sample(self: Task, batch_id: int) -> None:
     config = runtime.config()
     follow = _deliver(self, lambda: run_sample_batch(
         runtime.database(), runtime.engine, batch_id,
         model_name=config.model_name or "", engine_name=config.engine_name or "", max_attempts=config.max_attempts,
+        holder=_holder(self),
     ))
     publish(self.app, follow)
 
@@ -53,11 +64,12 @@ def sample(self: Task, batch_id: int) -> None:
 def grade(self: Task, batch_id: int) -> None:
     config = runtime.config()
     _deliver(self, lambda: run_grade_batch(runtime.database(), runtime.grader, batch_id,
-                                           max_attempts=config.max_attempts))
+                                           max_attempts=config.max_attempts, holder=_holder(self)))
 
 
 @shared_task(name=SCORE_TASK, bind=True, acks_late=True, max_retries=None)
 def score(self: Task, batch_id: int) -> None:
     config = runtime.config()
     _deliver(self, lambda: run_score_batch(runtime.database(), runtime.engine, batch_id,
-                                           model_name=config.model_name or "", max_attempts=config.max_attempts))
+                                           model_name=config.model_name or "", max_attempts=config.max_attempts,
+                                           holder=_holder(self)))

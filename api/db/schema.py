@@ -227,13 +227,17 @@ class Batch(Base):
 
     The queue only delivers batch ids; this row counts deliveries, so a batch that kills its
     worker every time is marked failed after a bounded number of attempts instead of being
-    redelivered forever."""
+    redelivered forever. A batch being worked on (``running``) is leased: its worker renews
+    ``lease_expires_at`` from a heartbeat, and a batch whose lease expired is queued again by
+    any live worker or the autoscaler (docs/fleet.md)."""
 
     __tablename__ = "batches"
     __table_args__ = (
         CheckConstraint("kind IN ('sample', 'grade', 'score')", name="kind"),
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
         Index("ix_batches_run_id_status", "run_id", "status"),
+        Index("ix_batches_status_lease_expires_at", "status", "lease_expires_at"),
+        Index("ix_batches_status_updated_at", "status", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -248,6 +252,12 @@ class Batch(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(250))
+    """Running batches: the worker process holding the batch (``host:pid``)."""
+    lease_tag: Mapped[str | None] = mapped_column(String(64))
+    """Running batches: the broker's delivery tag of the message being worked on."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Running batches: when the lease runs out unless the holder's heartbeat renews it."""
 
 
 class Score(Base):
