@@ -12,6 +12,7 @@ from typing import Any
 
 from boundary.api import defaults
 from boundary.api.autoscale_policy import parse_pool_autoscale
+from boundary.api.batch_state import Lease
 from boundary.api.db import Database
 from boundary.api.errors import ConfigError
 from boundary.api.log import log_through_celery
@@ -35,6 +36,12 @@ class WorkerOptions:
     visibility_timeout_s: float = defaults.VISIBILITY_TIMEOUT_S
     hostname: str | None = None
     loglevel: str = "INFO"
+    lease_s: float = defaults.LEASE_S
+    heartbeat_s: float = defaults.HEARTBEAT_S
+
+    def lease(self) -> Lease:
+        """The lease this worker holds its batches under (a ConfigError when it makes no sense)."""
+        return Lease(self.lease_s, self.heartbeat_s)
 
 
 def start_model_worker(kind: str, options: WorkerOptions, model_name: str, weights: str | None, engine_name: str,
@@ -45,13 +52,14 @@ def start_model_worker(kind: str, options: WorkerOptions, model_name: str, weigh
     from boundary.workers.engines import check_engine_name, open_engine
 
     check_engine_name(engine_name)
+    lease = options.lease()
     check_broker(options.broker_url)
     with Database.opened(options.database_url, auto_migrate=False) as db:
         spec = worker_model(db, model_name, weights, wait_s=wait_s)
     runtime.configure(runtime.WorkerConfig(
         database_url=options.database_url, model_name=model_name, engine_name=engine_name,
         open_engine=lambda: open_engine(engine_name, spec, engine_options, cache_dir),
-        max_attempts=options.max_attempts,
+        max_attempts=options.max_attempts, lease=lease,
     ))
     runtime.engine()
     _celery_worker(options, MODEL_QUEUES[kind](model_name), kind, pool="solo", concurrency=1)
@@ -70,6 +78,7 @@ def start_pool_worker(queue: str, options: WorkerOptions, concurrency: int, pool
     pool = parse_pool_autoscale(pool_autoscale) if pool_autoscale else None
     if pool and concurrency_given:
         raise ConfigError("give --concurrency or --autoscale, not both")
+    lease = options.lease()
     check_broker(options.broker_url)
     with Database.opened(options.database_url, auto_migrate=False):
         pass  # reachable, and at the schema's head
@@ -79,15 +88,17 @@ def start_pool_worker(queue: str, options: WorkerOptions, concurrency: int, pool
         open_sandbox(sandbox, unsafe_no_sandbox=unsafe_no_sandbox).close()  # refuse now, not on every batch
     runtime.configure(runtime.WorkerConfig(database_url=options.database_url,
                                            open_grader=grader_opener(sandbox, unsafe_no_sandbox),
-                                           max_attempts=options.max_attempts))
+                                           max_attempts=options.max_attempts, lease=lease))
     _celery_worker(options, queue, queue, pool="prefork", concurrency=pool[0] if pool else concurrency,
                    extra=["--autoscale", f"{pool[0]},{pool[1]}"] if pool else [])
 
 
 def _celery_worker(options: WorkerOptions, queue: str, kind: str, pool: str, concurrency: int,
                    extra: Sequence[str] = ()) -> None:
-    """Run Celery's worker on ``queue`` until it is told to stop."""
+    """Run Celery's worker on ``queue`` until it is told to stop; while it serves, a reaper
+    thread in this (main) process takes back the batches of dead workers."""
     log_through_celery()
+    _reap_while_serving(options)
     app = make_app(options.broker_url, options.database_url, visibility_timeout_s=options.visibility_timeout_s)
     hostname = options.hostname or f"{kind}-{queue}-{os.getpid()}@{socket.gethostname()}"
     app.worker_main([
@@ -95,3 +106,24 @@ def _celery_worker(options: WorkerOptions, queue: str, kind: str, pool: str, con
         "--loglevel", options.loglevel, "--hostname", hostname, "--without-gossip", "--without-mingle",
         "--without-heartbeat", *extra,
     ])
+
+
+def _reap_while_serving(options: WorkerOptions) -> None:
+    """Start the reaper once the worker is ready (its pool's children forked), stop it at
+    shutdown."""
+    from celery.signals import worker_ready, worker_shutdown
+
+    from boundary.workers.reaper import reap_in_background
+
+    stops: list[Any] = []
+
+    def ready(**_: Any) -> None:
+        stops.append(reap_in_background(options.database_url, options.broker_url, options.lease(),
+                                        runtime.identity()))
+
+    def shutdown(**_: Any) -> None:
+        while stops:
+            stops.pop()()
+
+    worker_ready.connect(ready, weak=False)
+    worker_shutdown.connect(shutdown, weak=False)

@@ -11,7 +11,7 @@ import click
 
 from boundary.api import autoscale_policy as policies
 from boundary.api.cli.fleet import worker
-from boundary.api.cli.options import Group, broker_option, database_option
+from boundary.api.cli.options import Group, broker_option, database_option, lease_options
 from boundary.api.errors import ConfigError
 
 RUN_EXAMPLES = """\b
@@ -68,11 +68,19 @@ def autoscale() -> None:
 @click.option("--namespace", help="kubernetes: the namespace of the ScaledObjects and worker Deployments.")
 @broker_option(required=True)
 @database_option
+@lease_options
 def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dry_run: bool, once: bool,
         **opts: Any) -> None:
     """Run the controller: every interval, read each queue's depth (messages waiting plus those
     workers hold), decide its workers from the policy, log the decision with its reason, and
-    act through the backend. `boundary status` shows what it decided."""
+    act through the backend. `boundary status` shows what it decided.
+
+    Given a database (--database-url), it also reaps, as every worker does: it queues again
+    the batches of workers whose lease ran out, and publishes again the batches the database
+    says are queued but no queue holds. A dry run does not."""
+    from boundary.api.batch_state import Lease
+
+    lease = Lease(opts["lease_s"], opts["heartbeat_s"])
     policy = policies.build_policy(
         policies.load_policy(policy_file) if policy_file else None, queue_flags,
         **{k: opts[k] for k in ("interval_s", "scale_up_cooldown_s", "scale_down_cooldown_s", "drain_timeout_s")},
@@ -90,7 +98,7 @@ def run(policy_file: Path | None, queue_flags: tuple[str, ...], backend: str, dr
 
     where = BackendOptions(opts["database_url"], opts["log_dir"], opts["compose_file"], opts["compose_project"],
                            opts["compose_command"])
-    run_controller(policy, backend, opts["broker_url"], where, dry_run=dry_run, once=once)
+    run_controller(policy, backend, opts["broker_url"], where, dry_run=dry_run, once=once, lease=lease)
 
 
 def check_worker_args(policy: policies.Policy) -> None:

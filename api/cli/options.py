@@ -87,6 +87,19 @@ def broker_option(required: bool, note: str | None = None) -> Callable[[Callable
     return decorate
 
 
+def lease_options(f: Callable) -> Callable:
+    """``--lease`` and ``--heartbeat``: how workers hold their batches, and how often the
+    fleet looks for the batches of dead workers and for lost messages."""
+    f = click.option("--lease", "lease_s", type=float, default=defaults.LEASE_S, show_default=True,
+                     envvar="BOUNDARY_LEASE", show_envvar=True,
+                     help="Seconds a batch stays with its worker after the worker's last heartbeat; a dead worker's "
+                          "batch is queued again this long after it stopped renewing.")(f)
+    return click.option("--heartbeat", "heartbeat_s", type=float, default=defaults.HEARTBEAT_S, show_default=True,
+                        envvar="BOUNDARY_HEARTBEAT", show_envvar=True,
+                        help="Seconds between renewals of a lease (below --lease), and between looks for expired "
+                             "leases and lost messages (batches queued in the database but in no queue).")(f)
+
+
 def worker_options(f: Callable) -> Callable:
     """What every `boundary worker` command takes: broker, database, delivery and log settings."""
     f = click.option("--max-attempts", type=int, default=defaults.BATCH_MAX_ATTEMPTS, show_default=True,
@@ -94,6 +107,7 @@ def worker_options(f: Callable) -> Callable:
     f = click.option("--visibility-timeout", type=float, default=defaults.VISIBILITY_TIMEOUT_S, show_default=True,
                      help="Seconds before an unacknowledged message goes to another worker; "
                           "above the longest batch.")(f)
+    f = lease_options(f)
     f = click.option("--hostname", help="Worker name (default: kind-queue@host).")(f)
     f = click.option("--loglevel", default="INFO", show_default=True)(f)
     f = database_option(f)
@@ -107,4 +121,5 @@ def worker_settings(opts: dict[str, Any]) -> Any:
     from boundary.workers.startup import WorkerOptions
 
     return WorkerOptions(opts["broker_url"], Settings.build(opts["database_url"], None, None).database_url,
-                         opts["max_attempts"], opts["visibility_timeout"], opts["hostname"], opts["loglevel"])
+                         opts["max_attempts"], opts["visibility_timeout"], opts["hostname"], opts["loglevel"],
+                         opts["lease_s"], opts["heartbeat_s"])

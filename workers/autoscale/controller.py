@@ -21,6 +21,7 @@ import redis
 
 from boundary.api import defaults
 from boundary.api.autoscale_policy import Backend, Decision, Memory, Policy, QueuePolicy, decide
+from boundary.api.batch_state import Lease
 from boundary.api.db.session import redact_url
 from boundary.api.errors import ConfigError
 from boundary.api.log import log_with_time
@@ -74,6 +75,9 @@ class Controller:
     last: dict[str, Decision] = field(default_factory=dict)
     last_change: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: int = 0
+    reaper: Any = None
+    """A ``boundary.workers.reaper.Reaper``, when the controller has a database: each tick it
+    takes back the batches of dead workers and republishes lost messages."""
     _checked_others: bool = False
 
     @property
@@ -92,6 +96,11 @@ class Controller:
             self.failures = 0
         if not self._checked_others:
             self._warn_about_other_controllers()
+        if self.reaper is not None:
+            try:
+                self.reaper.tick()
+            except Exception:
+                log.exception("reaping failed; trying again next tick")
         entries = {}
         for queue in self.policy.queues:
             depth = depths[queue.queue]
@@ -236,11 +245,30 @@ def open_backend(name: str, policy: Policy, broker_url: str, options: BackendOpt
 
 
 def run_controller(policy: Policy, backend: str, broker_url: str, options: BackendOptions, dry_run: bool = False,
-                   once: bool = False) -> None:
+                   once: bool = False, lease: Lease | None = None) -> None:
     """Scale ``policy``'s queues through the backend named ``backend`` until stopped (or for
-    one look, ``once``); a dry run decides and says what it would do."""
+    one look, ``once``); a dry run decides and says what it would do. With a database it
+    reaps too (not in a dry run)."""
     acting = open_backend(backend, policy, broker_url, options)
     log_with_time("boundary.autoscale")
+    log_with_time("boundary.reaper")
+    client = connect(broker_url)
     controller = Controller(policy, DryRun(acting, start=0 if backend == "local" else None) if dry_run else acting,
-                            connect(broker_url), broker_url, verbose=dry_run or once)
-    serve(controller, once=once)
+                            client, broker_url, verbose=dry_run or once)
+    database = None
+    if options.database_url and not dry_run:
+        from boundary.api.db import Database
+        from boundary.api.db.session import make_engine
+        from boundary.workers.broker import publish
+        from boundary.workers.celery_app import make_app
+        from boundary.workers.reaper import Reaper
+
+        database = Database(make_engine(options.database_url))
+        app = make_app(broker_url, options.database_url)
+        controller.reaper = Reaper(database, client, lambda batches: publish(app, batches), lease or Lease(),
+                                   controller.identity)
+    try:
+        serve(controller, once=once)
+    finally:
+        if database is not None:
+            database.dispose()

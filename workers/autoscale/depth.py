@@ -11,6 +11,7 @@ import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from boundary.api.queues import CPU_QUEUES, SAMPLE_PREFIX, is_ours
+from boundary.workers.messages import list_names
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,6 @@ class Depth:
     @property
     def total(self) -> int:
         return self.waiting + self.reserved
-
-
-def list_names(queue: str) -> list[str]:
-    """The Redis lists holding a queue's waiting messages, one per priority step."""
-    return [queue if step == 0 else f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS]
 
 
 def _reserved_queue(entry: bytes) -> str | None:
