@@ -1,5 +1,6 @@
 """Progress of runs, read from the database alone: sampled, graded and failed counts,
-samples per second over a recent window, and an ETA."""
+samples per second over a recent window, an ETA, and the run's batches per queue: waiting,
+held by live workers, and held by dead ones (their lease ran out; a reaper queues them again)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from boundary.api import defaults
 from boundary.api.batch_state import failed_problems
 from boundary.api.db import schema
+
+
+@dataclass(frozen=True)
+class QueueBatches:
+    """A run's batches on one queue that are not finished."""
+
+    waiting: int = 0
+    held: int = 0
+    """Being worked on by a worker whose lease is live."""
+    held_by_dead: int = 0
+    """Marked running, but the lease ran out: the worker died or froze."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +44,29 @@ class RunStatus:
     failed_problems: int
     samples_per_s: float
     failures: list[str] = field(default_factory=list)
+    batches: dict[str, QueueBatches] = field(default_factory=dict)
+    """Per queue; empty for a run sampled without a broker."""
+    planned: bool = False
+    """Whether the run was ever queued in batches (submitted to a fleet)."""
 
     @property
     def complete(self) -> bool:
         return self.sampled >= self.expected and self.graded >= self.expected
+
+    @property
+    def state(self) -> str:
+        """complete, failing, running (a live worker holds a batch, or, for a run without
+        batches, samples arrive), stalled (only dead workers hold its batches) or waiting."""
+        held = sum(b.held for b in self.batches.values())
+        if self.complete:
+            return "complete"
+        if self.failed_problems:
+            return "failing"
+        if held or (not self.planned and self.samples_per_s):
+            return "running"
+        if any(b.held_by_dead for b in self.batches.values()):
+            return "stalled"
+        return "waiting"
 
     @property
     def eta_s(self) -> float | None:
@@ -46,7 +77,28 @@ class RunStatus:
         return left / self.samples_per_s
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "complete": self.complete, "eta_s": self.eta_s}
+        return {**asdict(self), "complete": self.complete, "eta_s": self.eta_s, "state": self.state}
+
+
+def queue_batches(session: Session, run_id: int) -> tuple[dict[str, QueueBatches], bool]:
+    """The run's unfinished batches per queue, and whether it has any batch at all."""
+    now = schema.utcnow()
+    B = schema.Batch
+    live = case((B.lease_expires_at > now, 1), else_=0)
+    rows = session.execute(
+        select(B.queue, B.status, live, func.count()).where(B.run_id == run_id).group_by(B.queue, B.status, live)
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+    for queue, status, is_live, count in rows:
+        if status == "queued":
+            key = "waiting"
+        elif status == "running":
+            key = "held" if is_live else "held_by_dead"
+        else:
+            continue
+        counts.setdefault(queue, {})
+        counts[queue][key] = counts[queue].get(key, 0) + count
+    return {q: QueueBatches(**c) for q, c in sorted(counts.items())}, bool(rows)
 
 
 def run_status(session: Session, run_id: int, window_s: float = defaults.STATUS_RATE_WINDOW_S) -> RunStatus:
@@ -67,6 +119,7 @@ def run_status(session: Session, run_id: int, window_s: float = defaults.STATUS_
     since = schema.utcnow() - timedelta(seconds=window_s)
     recent = session.scalar(select(func.count(schema.Sample.id)).where(*in_run, schema.Sample.created_at >= since)) or 0
     failed = failed_problems(session, run_id)
+    batches, planned = queue_batches(session, run_id)
     return RunStatus(
         run_id=run.id,
         model=model.name,
@@ -83,6 +136,8 @@ def run_status(session: Session, run_id: int, window_s: float = defaults.STATUS_
         failed_problems=len(failed),
         samples_per_s=recent / window_s,
         failures=sorted(set(failed.values()))[:5],
+        batches=batches,
+        planned=planned,
     )
 
 

@@ -141,10 +141,11 @@ def resume(target: str, batch_size: int, broker_url: str, database_url: str | No
 def status(targets: tuple[str, ...], as_json: bool, once: bool, interval: float, broker_url: str | None,
            database_url: str | None) -> None:
     """Progress of runs (default: all): sampled, graded and failed, samples/s and ETA, live
-    until every run is complete; with a broker, the queues and their workers too."""
+    until every run is complete; their batches per queue, waiting, held by live workers and
+    held by dead ones (from the database); with a broker, the queues and their workers too."""
     from boundary.api import status as progress
     from boundary.api.db import Database
-    from boundary.api.render.console import status_table, stdout
+    from boundary.api.render.console import batches_table, status_table, stdout
     from boundary.api.runs import find_runs, target_runs
 
     with Database.opened(Settings.build(database_url, None, None).database_url) as db:
@@ -161,7 +162,7 @@ def status(targets: tuple[str, ...], as_json: bool, once: bool, interval: float,
         queues = _queues_table(broker_url)
 
         def render(items):
-            return _with_queues(status_table(items), queues())
+            return _with_queues([status_table(items), batches_table(items)], queues())
 
         if once:
             stdout().print(render(read()))
@@ -196,10 +197,10 @@ def _queues_table(broker_url: str | None):
     return table
 
 
-def _with_queues(runs, queues):
+def _with_queues(tables, queues):
     from rich.console import Group as Stack
 
-    return runs if queues is None else Stack(runs, queues)
+    return Stack(*[t for t in [*tables, queues] if t is not None])
 
 
 @click.group(cls=Group)

@@ -128,8 +128,7 @@ def status_table(items: Sequence[RunStatus]) -> Table:
                  "eta", "state"):
         table.add_column(name, justify="right" if name in right else "left")
     for s in items:
-        state = ("complete" if s.complete else "failing" if s.failed_problems else "running" if s.samples_per_s
-                 else "waiting")
+        state = s.state
         table.add_row(
             str(s.run_id), s.model, s.role, s.benchmark, f"{s.temperature:g}",
             ProgressBar(total=max(1, 2 * s.expected), completed=s.sampled + s.graded, width=20),
@@ -140,6 +139,27 @@ def status_table(items: Sequence[RunStatus]) -> Table:
     failures = sorted({f for s in items for f in s.failures})
     if failures:
         table.caption = "failed: " + "; ".join(failures[:3])
+    return table
+
+
+def batches_table(items: Sequence[RunStatus]) -> Table | None:
+    """One row per queue: the unfinished batches of the runs shown, waiting, held by live
+    workers, and held by dead ones (None when no run has unfinished batches)."""
+    totals: dict[str, list[int]] = {}
+    for s in items:
+        for queue, b in s.batches.items():
+            t = totals.setdefault(queue, [0, 0, 0])
+            t[0], t[1], t[2] = t[0] + b.waiting, t[1] + b.held, t[2] + b.held_by_dead
+    if not totals:
+        return None
+    table = Table(title="batches", title_justify="left")
+    for name in ("queue", "waiting", "held by live workers", "held by dead workers"):
+        table.add_column(name, justify="left" if name == "queue" else "right")
+    for queue, (waiting, held, dead) in sorted(totals.items()):
+        table.add_row(queue, str(waiting), str(held), f"[bold red]{dead}[/]" if dead else "0")
+    if any(t[2] for t in totals.values()):
+        table.caption = ("held by dead workers: their lease ran out; any live worker, or the autoscaler, "
+                         "queues them again within a heartbeat")
     return table
 
 
