@@ -39,12 +39,13 @@ class Fleet:
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([BOUNDARY, *args], env=self.env, capture_output=True, text=True, timeout=300)
 
-    def start(self, *args: str, env: dict[str, str] | None = None,
-              command: Sequence[str] = (BOUNDARY,)) -> subprocess.Popen:
-        """``boundary worker *args``; ``command`` runs the CLI some other way (a wrapper script)."""
+    def start(self, *args: str, env: dict[str, str] | None = None, command: Sequence[str] = (BOUNDARY,),
+              visibility_timeout_s: float = 4) -> subprocess.Popen:
+        """``boundary worker *args``; ``command`` runs the CLI some other way (a wrapper script).
+        The broker gives an unacknowledged message back after ``visibility_timeout_s``."""
         log = open(self.logs / f"worker{len(self.processes)}.log", "w")
         process = subprocess.Popen(
-            [*command, "worker", *args, "--visibility-timeout", "4", "--loglevel", "INFO"],
+            [*command, "worker", *args, "--visibility-timeout", f"{visibility_timeout_s:g}", "--loglevel", "INFO"],
             env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes.append(process)
