@@ -102,6 +102,13 @@ DB_RETRY_WINDOW_S = 300.0
 """How long a worker keeps retrying a write while the database is unreachable (seconds)
 before giving the batch back to the queue: a PostgreSQL restart takes seconds."""
 
+START_WAIT_S = 600.0
+"""How long a starting worker waits for a broker or database that does not answer yet (seconds),
+retrying with backoff, before it exits. Workers are often started with their services (`docker
+compose up`, a cluster coming back), and PostgreSQL and Redis take seconds to a few minutes to
+accept connections; a worker that exits at once only makes its supervisor restart it in a loop.
+Ten minutes covers a slow restart; longer, and something is wrong that waiting will not fix."""
+
 STATUS_RATE_WINDOW_S = 60.0
 """Samples per second in `boundary status` are counted over this many recent seconds."""
 

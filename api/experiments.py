@@ -250,3 +250,17 @@ def register_experiment(
 def experiment_runs(session: Session, name: str) -> list[int]:
     """The ids of the experiment's runs, oldest first; ``NotFound`` for an unknown name."""
     return find_runs(session, experiment=name)
+
+
+def run_batch_size(session: Session, run_id: int) -> int:
+    """Samples per queue message for the run: the ``batch_size`` of the experiment it was
+    submitted with (of several, the most recently created), ``defaults.BATCH_SAMPLES`` for a
+    run in no experiment."""
+    spec = session.scalars(
+        select(schema.Experiment.spec)
+        .join(schema.ExperimentRun, schema.ExperimentRun.experiment_id == schema.Experiment.id)
+        .where(schema.ExperimentRun.run_id == run_id)
+        .order_by(schema.Experiment.created_at.desc(), schema.Experiment.id.desc())
+        .limit(1)
+    ).first()
+    return int((spec or {}).get("batch_size", defaults.BATCH_SAMPLES))

@@ -141,7 +141,8 @@ def test_the_autoscaler_reaps_when_no_worker_is_left(fleet: Fleet, tmp_path: Pat
     time.sleep(2.5)  # its lease has run out
     policy = tmp_path / "policy.yaml"
     lease = f"--lease, '2', --heartbeat, '0.5', --visibility-timeout, '{HOURS:g}'"
-    policy.write_text(f"interval_s: 0.5\nqueues:\n  sample.alone-m: {{min: 0, max: 1, args: [--engine, echo, {lease}]}}\n"
+    policy.write_text(f"interval_s: 0.5\nqueues:\n"
+                      f"  sample.alone-m: {{min: 0, max: 1, args: [--engine, echo, {lease}]}}\n"
                       f"  grade: {{min: 0, max: 1, args: [--concurrency, '1', {lease}]}}\n")
     controller = subprocess.Popen(
         [BOUNDARY, "autoscale", "run", str(policy), "--log-dir", str(tmp_path / "scaled"), *LEASE],

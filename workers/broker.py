@@ -1,7 +1,11 @@
-"""The broker (Redis): connecting to it, checking that it answers, publishing batches to it."""
+"""The broker (Redis): connecting to it, checking that it answers (or waiting until it does),
+publishing batches to it."""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -14,26 +18,60 @@ from boundary.api.errors import BrokerError, ConfigError
 if TYPE_CHECKING:  # Celery loads only where something is published
     from celery import Celery
 
+log = logging.getLogger("boundary.broker")
+
+
+def shown(url: str) -> str:
+    """The broker URL for a message: its password hidden, even in a URL too malformed to parse
+    (where the credentials go altogether)."""
+    try:
+        return redact_url(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//***@", url)
+
 
 def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
     """A client for the broker at ``url``; it connects on first use."""
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     except ValueError as exc:
-        raise ConfigError(f"invalid broker URL: {exc}") from None
+        raise ConfigError(f"invalid broker URL '{shown(url)}': {exc}") from None
 
 
 def check_broker(url: str, timeout_s: float = 5.0) -> None:
     """Raise BrokerError with one line unless the Redis broker at ``url`` answers a PING (a URL
     that is not one is a ConfigError)."""
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
-        client.ping()
-        client.close()
-    except ValueError as exc:
-        raise ConfigError(f"invalid broker URL '{redact_url(url)}': {exc}") from None
-    except redis.RedisError as exc:
-        raise BrokerError(f"cannot connect to broker {redact_url(url)}: {str(exc).splitlines()[0]}") from None
+    wait_for_broker(url, 0.0, timeout_s=timeout_s)
+
+
+def is_unanswered(exc: redis.RedisError) -> bool:
+    """The broker is not there yet (refused, reset, timed out, still loading its data), not
+    one that answered with a refusal (a wrong password) or an error."""
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and not isinstance(
+        exc, redis.AuthenticationError)
+
+
+def wait_for_broker(url: str, window_s: float, first_wait_s: float = 0.5, max_wait_s: float = 10.0,
+                    timeout_s: float = 5.0) -> None:
+    """``check_broker``, retried with backoff (one log line per retry) while the broker does not
+    answer, until ``window_s`` has passed; then the BrokerError says how long it waited. A URL
+    that is not one, or a broker that refuses the client, fails at once."""
+    started, wait, retries = time.monotonic(), first_wait_s, 0
+    while True:
+        client = connect(url, timeout_s)
+        try:
+            client.ping()
+            return
+        except redis.RedisError as exc:
+            reason, waited = str(exc).splitlines()[0], time.monotonic() - started
+            if not is_unanswered(exc) or waited + wait > window_s:
+                after = f" after waiting {waited:.1f}s" if retries else ""
+                raise BrokerError(f"cannot connect to broker {shown(url)}{after}: {reason}") from None
+        finally:
+            client.close()
+        log.warning("broker %s does not answer (%s); retrying in %.1fs", shown(url), reason[:200], wait)
+        time.sleep(wait)
+        wait, retries = min(wait * 2, max_wait_s), retries + 1
 
 
 def publish(app: Celery, batches: Sequence[Queued]) -> None:

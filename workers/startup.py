@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
 from boundary.api import defaults
 from boundary.api.autoscale_policy import parse_pool_autoscale
 from boundary.api.batch_state import Lease
 from boundary.api.db import Database
-from boundary.api.errors import ConfigError
+from boundary.api.db.retry import is_transient, with_retry
+from boundary.api.db.session import make_engine, redact_url
+from boundary.api.errors import ConfigError, DatabaseError
 from boundary.api.log import log_through_celery
 from boundary.api.models import worker_model
 from boundary.api.queues import sample_queue, score_queue
 from boundary.workers import runtime
-from boundary.workers.broker import check_broker
+from boundary.workers.broker import wait_for_broker
 from boundary.workers.celery_app import make_app
 
 MODEL_QUEUES = {"sample": sample_queue, "score": score_queue}
@@ -38,6 +45,7 @@ class WorkerOptions:
     loglevel: str = "INFO"
     lease_s: float = defaults.LEASE_S
     heartbeat_s: float = defaults.HEARTBEAT_S
+    start_wait_s: float = defaults.START_WAIT_S
 
     def lease(self) -> Lease:
         """The lease this worker holds its batches under (a ConfigError when it makes no sense)."""
@@ -53,7 +61,7 @@ def start_model_worker(kind: str, options: WorkerOptions, model_name: str, weigh
 
     check_engine_name(engine_name)
     lease = options.lease()
-    check_broker(options.broker_url)
+    wait_for_services(options)
     with Database.opened(options.database_url, auto_migrate=False) as db:
         spec = worker_model(db, model_name, weights, wait_s=wait_s)
     runtime.configure(runtime.WorkerConfig(
@@ -79,7 +87,7 @@ def start_pool_worker(queue: str, options: WorkerOptions, concurrency: int, pool
     if pool and concurrency_given:
         raise ConfigError("give --concurrency or --autoscale, not both")
     lease = options.lease()
-    check_broker(options.broker_url)
+    wait_for_services(options)
     with Database.opened(options.database_url, auto_migrate=False):
         pass  # reachable, and at the schema's head
     if queue == "sandbox":
@@ -91,6 +99,53 @@ def start_pool_worker(queue: str, options: WorkerOptions, concurrency: int, pool
                                            max_attempts=options.max_attempts, lease=lease))
     _celery_worker(options, queue, queue, pool="prefork", concurrency=pool[0] if pool else concurrency,
                    extra=["--autoscale", f"{pool[0]},{pool[1]}"] if pool else [])
+
+
+REFUSED_LOGIN = ("authentication failed", "no pg_hba.conf entry", "no password supplied", "does not exist")
+"""What PostgreSQL says when it answers but refuses this login (a wrong password, a role or a
+database that does not exist): waiting will not change that."""
+
+
+def wait_for_services(options: WorkerOptions) -> None:
+    """Wait, up to ``options.start_wait_s`` in all, for the broker and then the database to answer
+    (services started with the worker come up in any order), retrying with backoff. A malformed
+    URL, or a database that refuses the login, fails at once; so does one that is not at the
+    schema's head, when it is opened afterwards."""
+    deadline = time.monotonic() + options.start_wait_s
+    engine = make_engine(options.database_url)  # a malformed database URL fails before any wait
+    try:
+        wait_for_broker(options.broker_url, options.start_wait_s)
+        _wait_for_database(engine, max(0.0, deadline - time.monotonic()))
+    finally:
+        engine.dispose()
+
+
+def _wait_for_database(engine: Engine, window_s: float) -> None:
+    started, attempts = time.monotonic(), 0
+
+    def answers() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            if any(words in str(exc.orig) for words in REFUSED_LOGIN):
+                raise DatabaseError(f"cannot connect to database {redact_url(engine.url)}: {_reason(exc)}") from None
+            raise
+
+    try:
+        with_retry(answers, window_s)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        after = f" after waiting {time.monotonic() - started:.1f}s" if attempts > 1 else ""
+        raise DatabaseError(f"cannot connect to database {redact_url(engine.url)}{after}: {_reason(exc)}") from None
+
+
+def _reason(exc: DBAPIError) -> str:
+    lines = [line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _celery_worker(options: WorkerOptions, queue: str, kind: str, pool: str, concurrency: int,

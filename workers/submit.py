@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from boundary.api.batch_state import Queued, plan_run, plan_scores
 from boundary.api.db import Database
-from boundary.api.experiments import Experiment, register_experiment, resolve_all
+from boundary.api.experiments import Experiment, register_experiment, resolve_all, run_batch_size
 from boundary.api.models import scorer_model
 from boundary.api.queues import score_queue
 from boundary.api.runs import target_runs
@@ -71,14 +71,18 @@ def submit(database_url: str, broker_url: str, experiment: Experiment, data_dir:
     return Submitted(run_ids, queued, experiment.name)
 
 
-def resume(database_url: str, broker_url: str, target: str, batch_samples: int) -> Submitted:
+def resume(database_url: str, broker_url: str, target: str, batch_samples: int | None = None) -> Submitted:
     """Queue again exactly the work the database says a run (by id) or an experiment (by name)
-    is missing, failed batches included."""
+    is missing, failed batches included, in batches of ``batch_samples`` (None: each run's
+    experiment's batch size, ``run_batch_size``)."""
     with Database.opened(database_url) as db:
         with db.session() as session:
             run_ids = target_runs(session, target)
-        queued = _queue_missing(db, broker_url, database_url, "the work", lambda session: [
-            q for rid in run_ids for q in plan_run(session, rid, batch_samples)])
+
+        def plan(session: Session) -> list[Queued]:
+            return [q for rid in run_ids for q in plan_run(session, rid, batch_samples or run_batch_size(session, rid))]
+
+        queued = _queue_missing(db, broker_url, database_url, "the work", plan)
     return Submitted(run_ids, queued)
 
 

@@ -117,10 +117,12 @@ def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
 
 @click.command(epilog="\b\nExamples:\n  boundary resume roles\n  boundary resume 12")
 @click.argument("target")
-@click.option("--batch-size", type=int, default=defaults.BATCH_SAMPLES, show_default=True, help="Samples per message.")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Samples per message. Default: the batch_size of the experiment each run was submitted with "
+                   f"(the newest one holding it), or {defaults.BATCH_SAMPLES} for a run in no experiment.")
 @broker_option(required=True)
 @database_option
-def resume(target: str, batch_size: int, broker_url: str, database_url: str | None) -> None:
+def resume(target: str, batch_size: int | None, broker_url: str, database_url: str | None) -> None:
     """Queue again exactly the work a run (by id) or an experiment (by name) is missing, as
     the database says: after a lost queue, a dead worker, or failed batches."""
     from boundary.workers.submit import resume as resume_runs

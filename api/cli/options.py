@@ -101,13 +101,17 @@ def lease_options(f: Callable) -> Callable:
 
 
 def worker_options(f: Callable) -> Callable:
-    """What every `boundary worker` command takes: broker, database, delivery and log settings."""
+    """What every `boundary worker` command takes: broker, database, start-up, delivery and log settings."""
     f = click.option("--max-attempts", type=int, default=defaults.BATCH_MAX_ATTEMPTS, show_default=True,
                      help="Deliveries of a batch before it is marked failed.")(f)
     f = click.option("--visibility-timeout", type=float, default=defaults.VISIBILITY_TIMEOUT_S, show_default=True,
                      help="Seconds before an unacknowledged message goes to another worker; "
                           "above the longest batch.")(f)
     f = lease_options(f)
+    f = click.option("--start-wait", type=click.FloatRange(min=0), default=defaults.START_WAIT_S, show_default=True,
+                     envvar="BOUNDARY_START_WAIT", show_envvar=True,
+                     help="Seconds to wait, retrying, for a broker or database that does not answer at start-up; "
+                          "0: fail at once.")(f)
     f = click.option("--hostname", help="Worker name (default: kind-queue@host).")(f)
     f = click.option("--loglevel", default="INFO", show_default=True)(f)
     f = database_option(f)
@@ -122,4 +126,4 @@ def worker_settings(opts: dict[str, Any]) -> Any:
 
     return WorkerOptions(opts["broker_url"], Settings.build(opts["database_url"], None, None).database_url,
                          opts["max_attempts"], opts["visibility_timeout"], opts["hostname"], opts["loglevel"],
-                         opts["lease_s"], opts["heartbeat_s"])
+                         lease_s=opts["lease_s"], heartbeat_s=opts["heartbeat_s"], start_wait_s=opts["start_wait"])
