@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from boundary.api import defaults
@@ -182,18 +182,44 @@ def _lease_gone(now: datetime):
     return or_(B.lease_expires_at.is_(None), B.lease_expires_at < now)
 
 
+def stored_rows(session: Session, batch: schema.Batch) -> int:
+    """The rows of the batch's work stored now: samples, verdicts or scores of its problems."""
+    problems = list(batch.problem_ids)
+    if batch.kind == "sample":
+        query = select(func.count()).where(schema.Sample.run_id == batch.run_id,
+                                           schema.Sample.problem_id.in_(problems))
+    elif batch.kind == "grade":
+        query = select(func.count()).where(schema.Verdict.run_id == batch.run_id,
+                                           schema.Verdict.problem_id.in_(problems))
+    else:
+        query = (select(func.count()).select_from(schema.Score)
+                 .join(schema.Sample, schema.Sample.id == schema.Score.sample_id)
+                 .where(schema.Score.run_id == batch.run_id, schema.Score.scorer_id == batch.scorer_id,
+                        schema.Sample.problem_id.in_(problems)))
+    return session.scalar(query) or 0
+
+
 def claim(session: Session, batch_id: int, max_attempts: int, holder: Holder | None = None) -> Claim | None:
     """Start a delivery of ``batch_id``, under ``holder``'s lease. None when there is nothing to
     do: the batch is done, failed, unknown, held by another live worker (its lease is live and
     this message is not the one that worker took), or has now been delivered more than
-    ``max_attempts`` times (it is then marked failed).
+    ``max_attempts`` times in a row without storing a row (it is then marked failed).
 
     A batch held by a live worker is left to it: a second message for it (the broker's
     redelivery after the visibility timeout, a republished one) is dropped, and if that worker
     dies its lease expires and the batch is queued again. The message its holder took coming
     back (same delivery tag) means the holder let go of it (its process died, or the message
     was restored from it): that one takes the batch over. Without a holder the batch is taken
-    whatever its lease says."""
+    whatever its lease says.
+
+    ``attempts`` counts the deliveries since the batch last made progress: one that stored
+    rows before it died or failed (a worker killed from outside, mid-way through) does not use
+    up the batch's attempts; a batch that kills its worker, or fails, before storing anything
+    more is given up after ``max_attempts`` such deliveries."""
+    batch = session.get(B, batch_id)
+    if batch is None or batch.status not in ("queued", "running"):
+        return None
+    rows = stored_rows(session, batch)
     now = schema.utcnow()
     if holder is None:
         takeable = B.status.in_(("queued", "running"))
@@ -207,7 +233,9 @@ def claim(session: Session, batch_id: int, max_attempts: int, holder: Holder | N
                  "lease_expires_at": holder.lease.expiry(now)}
     session.execute(
         update(B).where(B.id == batch_id, takeable)
-        .values(attempts=B.attempts + 1, status="running", updated_at=now, **lease)
+        .values(attempts=case((B.progress < rows, 1), else_=B.attempts + 1), progress=rows, status="running",
+                updated_at=now, **lease)
+        .execution_options(synchronize_session=False)  # the row is read again below
     )
     batch = session.get(B, batch_id, populate_existing=True)
     if batch is None or batch.status != "running" or (holder and batch.lease_owner != holder.owner):
@@ -215,7 +243,7 @@ def claim(session: Session, batch_id: int, max_attempts: int, holder: Holder | N
     if batch.attempts > max_attempts:
         reason = batch.error or "its worker died during every delivery (killed, out of memory, or crashed)"
         batch.status = "failed"
-        batch.error = f"gave up after {max_attempts} deliveries: {reason}"
+        batch.error = f"gave up after {max_attempts} deliveries that stored nothing: {reason}"
         batch.lease_owner = batch.lease_tag = batch.lease_expires_at = None
         return None
     return Claim(batch.id, batch.run_id, batch.kind, list(batch.problem_ids), batch.attempts, batch.scorer_id)

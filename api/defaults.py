@@ -74,8 +74,10 @@ BATCH_SAMPLES = 256
 to keep a GPU busy between messages, small enough that a lost worker loses little."""
 
 BATCH_MAX_ATTEMPTS = 3
-"""Deliveries of one batch before it is marked failed: a batch that kills its worker (OOM,
-segfault) is redelivered by the broker; counting deliveries in the database stops the loop."""
+"""Deliveries of one batch in a row that store nothing before it is marked failed: a batch that
+kills its worker (OOM, segfault) is queued again when its lease expires; counting deliveries in
+the database stops the loop. A delivery that stored rows before it died (a worker killed from
+outside mid-way through) does not count."""
 
 VISIBILITY_TIMEOUT_S = 6 * 3600
 """Seconds before Redis hands an unacknowledged message to another worker (Celery's default is

@@ -1,12 +1,14 @@
 """Fleet throughput: samples per second from `boundary submit` to sample rows in PostgreSQL,
 through real Redis and real `boundary worker sample` processes, against a raw COPY of the
-same rows into the same table, measured in the same run.
+same rows into the same table, measured in the same run; and the cost of leases: the same
+fleet with its leases renewed every 5 s (the default) and every 0.5 s (tight), against leases
+so long that no heartbeat or reaping happens during the run (idle), rounds interleaved.
 
 The engine is `echo` (instant, fixed text: a benchmark fixture), so what is measured is the
 queue, the workers and the database, not a model. Needs PostgreSQL and Redis (defaults: the
-local ones; a database and a Redis index are created for the run and dropped after).
+local ones; a database and a Redis index are created for each pass and dropped after).
 
-    python bench/fleet.py [--problems 200] [-k 1024] [--workers 2] [--batch-size 4096]
+    python bench/fleet.py [--problems 200] [-k 1024] [--workers 2] [--batch-size 4096] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -16,17 +18,12 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
-import redis
-from sqlalchemy.engine import make_url
-
-BOUNDARY = str(Path(sys.executable).with_name("boundary"))
+from _common import BOUNDARY, POSTGRES, REDIS, scratch_services
 
 
 def sh(*args: str, env: dict[str, str]) -> None:
@@ -92,40 +89,52 @@ def raw_copy(dsn: str) -> tuple[int, float]:
         return rows, time.perf_counter() - start
 
 
+LEASES = {"idle": ("86400", "43200"), "default": ("20", "5"), "tight": ("2", "0.5")}
+"""Lease and heartbeat seconds of each contestant; "idle" renews nothing and reaps nothing
+during a run (the lease-free cost of claiming is the same in all three)."""
+
+
+def one_pass(args: argparse.Namespace, lease: tuple[str, str]) -> tuple[int, float, float]:
+    """A fresh database and Redis index, the fleet's run, and a COPY of its rows:
+    (rows, fleet seconds, COPY seconds)."""
+    with scratch_services(args.postgres, args.redis, {"BOUNDARY_LEASE": lease[0], "BOUNDARY_HEARTBEAT": lease[1]}) as (
+            env, dsn):
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = through_the_fleet(env, dsn, Path(tmp), args)
+        rows, copy_seconds = raw_copy(dsn)
+    return rows, seconds, copy_seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("-k", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4096, help="samples per queue message")
-    parser.add_argument("--postgres", default=os.environ.get("BOUNDARY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    parser.add_argument("--redis", default=os.environ.get("BOUNDARY_TEST_REDIS_URL", "redis://127.0.0.1:6379"))
+    parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument("--redis", default=REDIS)
+    parser.add_argument("--rounds", type=int, default=2, help="passes of each lease setting, interleaved")
     args = parser.parse_args()
 
-    admin_url = make_url(args.postgres)
-    name = f"boundary_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    dsn = admin_url.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    probe = redis.Redis.from_url(args.redis)
-    index = next(i for i in range(1, 16) if f"db{i}" not in probe.info("keyspace"))
-    env = {**os.environ, "BOUNDARY_DATABASE_URL": admin_url.set(database=name).render_as_string(hide_password=False),
-           "BOUNDARY_BROKER_URL": f"{args.redis}/{index}"}
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        sh("db", "upgrade", env=env)
-        with tempfile.TemporaryDirectory() as tmp:
-            seconds = through_the_fleet(env, dsn, Path(tmp), args)
-        rows, copy_seconds = raw_copy(dsn)
-    finally:
-        redis.Redis.from_url(env["BOUNDARY_BROKER_URL"]).flushdb()
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    fleet_rate, copy_rate = rows / seconds, rows / copy_seconds
-    print(f"fleet: {rows} samples in {seconds:.2f}s = {fleet_rate:,.0f} samples/s "
-          f"({args.workers} workers, {args.batch_size} samples per message)")
-    print(f"COPY:  {rows} rows in {copy_seconds:.2f}s = {copy_rate:,.0f} rows/s")
-    print(f"ratio {fleet_rate / copy_rate:.2f} (fleet {fleet_rate:,.0f} samples/s vs raw COPY {copy_rate:,.0f} rows/s)")
+    totals = {name: [0, 0.0] for name in LEASES}
+    copy_rows, copy_seconds = 0, 0.0
+    for _ in range(args.rounds):
+        for name, lease in LEASES.items():
+            rows, seconds, copied = one_pass(args, lease)
+            totals[name][0] += rows
+            totals[name][1] += seconds
+            copy_rows, copy_seconds = copy_rows + rows, copy_seconds + copied
+            print(f"  {name:8} {rows} samples in {seconds:.2f}s = {rows / seconds:,.0f} samples/s", flush=True)
+    rate = {name: rows / seconds for name, (rows, seconds) in totals.items()}
+    copy_rate = copy_rows / copy_seconds
+    print(f"fleet: {rate['default']:,.0f} samples/s with default leases ({args.workers} workers, {args.batch_size} "
+          f"samples per message, {args.rounds} rounds)")
+    print(f"COPY:  {copy_rate:,.0f} rows/s")
+    print(f"ratio {rate['default'] / copy_rate:.2f} (fleet {rate['default']:,.0f} samples/s vs raw COPY "
+          f"{copy_rate:,.0f} rows/s)")
+    for name in ("default", "tight"):
+        print(f"leases ratio {rate[name] / rate['idle']:.3f} ({name} {LEASES[name][0]}s lease / {LEASES[name][1]}s "
+              f"heartbeat {rate[name]:,.0f} samples/s vs idle {rate['idle']:,.0f} samples/s)")
 
 
 if __name__ == "__main__":

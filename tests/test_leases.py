@@ -28,6 +28,7 @@ from boundary.api.batch_state import (
 )
 from boundary.api.benchmarks import LoadedBenchmark
 from boundary.api.db import Database, schema
+from boundary.api.db.session import make_engine
 from boundary.api.errors import ConfigError
 from boundary.api.models import ModelSpec
 from boundary.api.runs import RunSpec, register
@@ -35,7 +36,7 @@ from boundary.api.types import Problem, SamplingConfig
 from boundary.workers.broker import publish
 from boundary.workers.celery_app import make_app
 from boundary.workers.messages import batches_in_broker, restore
-from boundary.workers.reaper import REAPER_KEY, Reaper
+from boundary.workers.reaper import HOLD_KEY, REAPER_KEY, Reaper
 
 LEASE = Lease(duration_s=30, heartbeat_s=5)
 
@@ -160,7 +161,30 @@ def test_a_worker_that_keeps_dying_is_still_bounded_by_max_attempts(database: Da
     with database.session() as s:
         assert claim(s, b, 2, holder("w:3")) is None
     failed = row(database, b)
-    assert failed.status == "failed" and failed.error.startswith("gave up after 2 deliveries: w:1 stopped renewing")
+    assert failed.status == "failed" and failed.error.startswith(
+        "gave up after 2 deliveries that stored nothing: w:1 stopped renewing")
+
+
+def test_a_delivery_that_stored_rows_before_it_died_does_not_use_up_the_batch(database: Database) -> None:
+    """A worker killed from outside mid-way through keeps the batch's attempts; one that dies
+    again before storing anything more counts. (Wrong on purpose, counting every death: the
+    second claim below would give the batch up.)"""
+    b = batches(database)[0].batch_id
+    with database.session() as s:
+        run_id, (problem,) = s.execute(select(schema.Batch.run_id, schema.Batch.problem_ids)
+                                       .where(schema.Batch.id == b)).one()
+    for delivery, stores in enumerate((True, True, False)):
+        with database.session() as s:
+            taken = claim(s, b, 1, holder(f"w:{delivery}"))
+            assert taken is not None and taken.attempts == 1, delivery
+            if stores:  # the worker draws one sample, then is killed
+                s.add(schema.Sample(run_id=run_id, problem_id=problem, sample_index=delivery, text="x", num_tokens=1))
+        expire(database, b)
+        with database.session() as s:
+            assert len(reap_expired(s)) == 1
+    with database.session() as s:
+        assert claim(s, b, 1, holder("w:3")) is None  # the third death stored nothing: given up
+    assert (row(database, b).status, row(database, b).attempts, row(database, b).progress) == ("failed", 2, 2)
 
 
 def test_long_queued_batches_are_republished_by_one_reaper(database: Database) -> None:
@@ -238,3 +262,22 @@ def test_the_reaper_gives_back_a_dead_worker_s_message_and_republishes_lost_ones
     with database.session() as s:
         states = dict(s.execute(select(schema.Batch.id, schema.Batch.status)).all())
     assert states == {a: "queued", b: "running", c: "queued", d: "queued"}
+
+
+def test_after_a_database_outage_no_reaper_takes_a_lease_back_for_one_lease(database: Database,
+                                                                           redis_url: str) -> None:
+    """A reaper that cannot reach the database holds every reaper of the fleet off for one lease
+    period: workers cut off from it too get time to renew once it is back."""
+    (queued,) = batches(database, problems=1)
+    with database.session() as s:
+        assert claim(s, queued.batch_id, 3, holder("cut-off:1")) is not None
+    expire(database, queued.batch_id)
+    client = redis.Redis.from_url(redis_url)
+    down = Database(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))  # nothing listens there
+    assert Reaper(down, client, lambda _: None, Lease(30, 5), "reaper:1").tick() is None
+    assert 25_000 < client.pttl(HOLD_KEY) <= 30_000
+    client.delete(REAPER_KEY)
+    other = Reaper(database, client, lambda _: None, Lease(30, 5), "reaper:2")
+    assert other.tick().expired == []  # held off, though it reaches the database
+    client.delete(REAPER_KEY, HOLD_KEY)
+    assert [e.queued.batch_id for e in other.tick().expired] == [queued.batch_id]

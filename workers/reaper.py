@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +23,11 @@ log = logging.getLogger("boundary.reaper")
 
 REAPER_KEY = "boundary.reaper"
 """The broker key a reaper sets (for one interval) before it acts: one reaper per interval."""
+
+HOLD_KEY = "boundary.reaper.hold"
+"""The broker key a reaper sets (for one lease period) when it cannot reach the database: while
+it is there, no reaper of the fleet takes a lease back, so that live workers, cut off from the
+database too, get one lease period after it returns to renew theirs."""
 
 
 @dataclass
@@ -48,10 +52,6 @@ class Reaper:
     publish: Callable[[Sequence[Queued]], None]
     lease: Lease
     identity: str
-    clock: Callable[[], float] = time.monotonic
-    hold_until: float = 0.0
-    """No leases are taken back before this time: after this reaper could not reach the
-    database, live workers get one lease period to renew theirs."""
     _database_down: bool = False
 
     def tick(self) -> Reaped | None:
@@ -75,15 +75,18 @@ class Reaper:
                 log.warning("reaper: database unavailable (%s); no lease is taken back until %gs after it returns",
                             _first_line(exc), self.lease.duration_s)
             self._database_down = True
+            try:
+                self.client.set(HOLD_KEY, self.identity, px=max(1, int(self.lease.duration_s * 1000)))
+            except redis.RedisError:
+                pass
         return None
 
     def _look(self) -> Reaped:
         reaped = Reaped()
+        held_off = bool(self.client.exists(HOLD_KEY))
         with self.db.session() as session:
-            if self._database_down:  # it answers again: give live workers time to renew
-                self._database_down = False
-                self.hold_until = self.clock() + self.lease.duration_s
-            if self.clock() >= self.hold_until:
+            self._database_down = False
+            if not held_off:
                 reaped.expired = reap_expired(session)
         if reaped.expired:
             fresh = []

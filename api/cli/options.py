@@ -103,7 +103,8 @@ def lease_options(f: Callable) -> Callable:
 def worker_options(f: Callable) -> Callable:
     """What every `boundary worker` command takes: broker, database, start-up, delivery and log settings."""
     f = click.option("--max-attempts", type=int, default=defaults.BATCH_MAX_ATTEMPTS, show_default=True,
-                     help="Deliveries of a batch before it is marked failed.")(f)
+                     help="Deliveries of a batch that store nothing (the worker died or the batch failed) before it "
+                          "is marked failed.")(f)
     f = click.option("--visibility-timeout", type=float, default=defaults.VISIBILITY_TIMEOUT_S, show_default=True,
                      help="Seconds before an unacknowledged message goes to another worker; "
                           "above the longest batch.")(f)

@@ -1,6 +1,6 @@
 """Leases: a running batch names its worker process and the message it works on, and expires
-unless that worker's heartbeat renews it; indexes to find expired leases and batches queued
-for long.
+unless that worker's heartbeat renews it; the rows a batch had when last claimed (progress);
+indexes to find expired leases and batches queued for long.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("lease_owner", sa.String(250), nullable=True))
         batch.add_column(sa.Column("lease_tag", sa.String(64), nullable=True))
         batch.add_column(sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("progress", sa.Integer(), nullable=False, server_default="0"))
         batch.create_index("ix_batches_status_lease_expires_at", ["status", "lease_expires_at"])
         batch.create_index("ix_batches_status_updated_at", ["status", "updated_at"])
 
@@ -33,6 +34,7 @@ def downgrade() -> None:
     with op.batch_alter_table("batches") as batch:
         batch.drop_index("ix_batches_status_updated_at")
         batch.drop_index("ix_batches_status_lease_expires_at")
+        batch.drop_column("progress")
         batch.drop_column("lease_expires_at")
         batch.drop_column("lease_tag")
         batch.drop_column("lease_owner")
