@@ -1,6 +1,6 @@
 """Chaos: a fleet that heals itself. The same experiment runs twice through real Redis,
 PostgreSQL and `boundary worker` processes: once undisturbed (the reference), once while a
-random worker is killed with SIGKILL every 3-5 seconds (a supervisor restarts it, as Compose or
+random worker is killed with SIGKILL every 3-5 seconds (`--kill-every`) (a supervisor restarts it, as Compose or
 Kubernetes would), the broker's database is flushed once and PostgreSQL is restarted once. No
 `boundary resume` or other command is typed. Prints whether every sample and verdict is there
 exactly once, how long the fleet took to finish after the last fault, and the ratio of the two
@@ -129,7 +129,7 @@ def one_run(args: argparse.Namespace, chaos: bool) -> dict:
                 end = start + args.chaos_s
                 flush_at, restart_at = start + args.chaos_s / 3, start + 2 * args.chaos_s / 3
                 while time.monotonic() < end:
-                    time.sleep(random.uniform(3, 5))
+                    time.sleep(random.uniform(*args.kill_every))
                     fleet.kill_one()
                     faults["kills"] += 1
                     now = time.monotonic()
@@ -160,7 +160,9 @@ def one_run(args: argparse.Namespace, chaos: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chaos-s", type=float, default=90.0, help="seconds of kills (every 3-5 s)")
+    parser.add_argument("--chaos-s", type=float, default=90.0, help="seconds of kills")
+    parser.add_argument("--kill-every", type=lambda v: tuple(float(x) for x in v.split(":")), default=(3.0, 5.0),
+                        metavar="MIN:MAX", help="seconds between two kills, drawn uniformly (default 3:5)")
     parser.add_argument("--models", type=int, default=2)
     parser.add_argument("--problems", type=int, default=40)
     parser.add_argument("-k", type=int, default=64)
