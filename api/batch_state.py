@@ -318,27 +318,38 @@ def _chunks(ids: Sequence[int], size: int = 500) -> list[list[int]]:
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
 
-def reap_expired(session: Session) -> list[Expired]:
+def reap_expired(session: Session, blame_window_s: float = 3 * defaults.LEASE_S) -> list[Expired]:
     """Queue again every running batch whose lease has run out. Each batch is taken by one
-    reaper only (the update re-checks the lease), and a worker that renews in time keeps it."""
+    reaper only (the update re-checks the lease), and a worker that renews in time keeps it.
+
+    The delivery that died is counted against the batch (its claim counted it) only when the
+    batch is the one dying: if a worker holding another batch also died within
+    ``blame_window_s`` (this look included), it is the fleet that is losing workers (kills, a
+    node going down, preemptions), not the batch that kills them, and the attempt is given
+    back. A batch that kills every worker it goes to, alone, is still given up."""
     now = schema.utcnow()
     rows = session.execute(
         select(B.id, B.kind, B.queue, B.lease_owner, B.lease_tag).where(B.status == "running", _lease_gone(now))
     ).all()
     found = {r.id: r for r in rows}
-    reaped: list[Expired] = []
+    taken: list[int] = []
     for ids in _chunks(sorted(found)):
-        taken = session.scalars(
+        taken += session.scalars(
             update(B).where(B.id.in_(ids), B.status == "running", _lease_gone(now))
-            .values(status="queued", updated_at=now, **_NO_LEASE,
+            .values(status="queued", updated_at=now, lease_lost_at=now, **_NO_LEASE,
                     error=func.coalesce(B.lease_owner, "a worker") + " stopped renewing its lease (killed, frozen "
                     "or cut off from the database)")
             .returning(B.id)
         ).all()
-        for batch_id in sorted(taken):
-            r = found[batch_id]
-            reaped.append(Expired(Queued(r.id, r.kind, r.queue), r.lease_owner, r.lease_tag))
-    return reaped
+    if not taken:
+        return []
+    since = now - timedelta(seconds=blame_window_s)
+    died = set(session.scalars(select(B.id).where(B.lease_lost_at >= since, B.lease_lost_at < now))) | set(taken)
+    fleet_wide = sorted(i for i in taken if died - {i})
+    for ids in _chunks(fleet_wide):
+        session.execute(update(B).where(B.id.in_(ids), B.attempts > 0).values(attempts=B.attempts - 1))
+    return [Expired(Queued(found[i].id, found[i].kind, found[i].queue), found[i].lease_owner, found[i].lease_tag)
+            for i in sorted(taken)]
 
 
 def long_queued(session: Session, older_than_s: float) -> list[Queued]:

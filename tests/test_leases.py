@@ -140,8 +140,9 @@ def test_reaping_queues_expired_batches_once_and_spares_live_ones(database: Data
     assert [(e.queued.batch_id, e.owner, e.tag) for e in reaped] == [(a, "a:1", "tag-a:1"), (c, "c:3", "tag-c:3")]
     for batch_id in (a, c):
         back = row(database, batch_id)
-        assert (back.status, back.lease_owner, back.attempts) == ("queued", None, 1)
-        assert "stopped renewing its lease" in back.error
+        # two workers holding different batches died: the fleet's trouble, not the batches'
+        assert (back.status, back.lease_owner, back.attempts) == ("queued", None, 0)
+        assert "stopped renewing its lease" in back.error and back.lease_lost_at is not None
     assert row(database, b).status == "running"
     with database.session() as s:
         assert reap_expired(s) == []  # taken back once
@@ -185,6 +186,32 @@ def test_a_delivery_that_stored_rows_before_it_died_does_not_use_up_the_batch(da
     with database.session() as s:
         assert claim(s, b, 1, holder("w:3")) is None  # the third death stored nothing: given up
     assert (row(database, b).status, row(database, b).attempts, row(database, b).progress) == ("failed", 2, 2)
+
+
+def test_a_death_counts_against_the_batch_only_when_no_other_batch_lost_its_worker(database: Database) -> None:
+    """Workers dying while holding different batches within the blame window (kills, a node
+    going down) give the attempts back; a batch that alone keeps losing its workers keeps them
+    counted. (Wrong on purpose, never giving back: the kills below would give both up.)"""
+    a, b, c, _ = (q.batch_id for q in batches(database))
+    for round_ in range(3):  # a and b lose their workers in turn, three times
+        for batch_id in (a, b):
+            with database.session() as s:
+                assert claim(s, batch_id, 2, holder(f"w{batch_id}:{round_}")) is not None
+            expire(database, batch_id)
+            with database.session() as s:
+                assert [e.queued.batch_id for e in reap_expired(s, blame_window_s=60)] == [batch_id]
+    # a's first death, alone then, counted; every later one came with b's, and b's with a's
+    assert row(database, a).attempts == 1 and row(database, b).attempts == 0
+    with database.session() as s:  # c loses its worker long after the others: its own fault
+        s.execute(update(schema.Batch).values(lease_lost_at=schema.utcnow() - timedelta(seconds=120)))
+        assert claim(s, c, 1, holder("wc")) is not None
+    expire(database, c)
+    with database.session() as s:
+        assert len(reap_expired(s, blame_window_s=60)) == 1
+    assert row(database, c).attempts == 1
+    with database.session() as s:
+        assert claim(s, c, 1, holder("wc2")) is None
+    assert row(database, c).status == "failed"
 
 
 def test_long_queued_batches_are_republished_by_one_reaper(database: Database) -> None:

@@ -87,7 +87,7 @@ class Reaper:
         with self.db.session() as session:
             self._database_down = False
             if not held_off:
-                reaped.expired = reap_expired(session)
+                reaped.expired = reap_expired(session, blame_window_s=3 * self.lease.duration_s)
         if reaped.expired:
             fresh = []
             for e in reaped.expired:

@@ -258,6 +258,8 @@ class Batch(Base):
     """Running batches: the broker's delivery tag of the message being worked on."""
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Running batches: when the lease runs out unless the holder's heartbeat renews it."""
+    lease_lost_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a reaper last took the batch back from a worker whose lease ran out."""
     progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The rows (samples, verdicts or scores) of the batch stored when it was last claimed: a
     delivery that stored more made progress, and does not count against the batch."""

@@ -1,5 +1,6 @@
 """Leases: a running batch names its worker process and the message it works on, and expires
-unless that worker's heartbeat renews it; the rows a batch had when last claimed (progress);
+unless that worker's heartbeat renews it; when a batch was last taken back from a dead worker,
+and the rows it had when last claimed (progress);
 indexes to find expired leases and batches queued for long.
 
 Revision ID: 0005
@@ -25,6 +26,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("lease_owner", sa.String(250), nullable=True))
         batch.add_column(sa.Column("lease_tag", sa.String(64), nullable=True))
         batch.add_column(sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("lease_lost_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("progress", sa.Integer(), nullable=False, server_default="0"))
         batch.create_index("ix_batches_status_lease_expires_at", ["status", "lease_expires_at"])
         batch.create_index("ix_batches_status_updated_at", ["status", "updated_at"])
@@ -35,6 +37,7 @@ def downgrade() -> None:
         batch.drop_index("ix_batches_status_updated_at")
         batch.drop_index("ix_batches_status_lease_expires_at")
         batch.drop_column("progress")
+        batch.drop_column("lease_lost_at")
         batch.drop_column("lease_expires_at")
         batch.drop_column("lease_tag")
         batch.drop_column("lease_owner")
