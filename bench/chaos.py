@@ -91,7 +91,7 @@ class Supervisor:
 
 def counts(dsn: str) -> tuple[int, ...]:
     """(samples, distinct sample keys, verdicts, distinct graded samples, failed batches, the most
-    deliveries of one batch); 0s while the database is down."""
+    attempts counted against one batch); 0s while the database is down."""
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=2) as conn:
             return conn.execute(
@@ -154,7 +154,7 @@ def one_run(args: argparse.Namespace, chaos: bool) -> dict:
             seen = counts(dsn)
             starts = fleet.starts
     return {"expected": expected, "samples": seen[0], "distinct_samples": seen[1], "verdicts": seen[2],
-            "graded_samples": seen[3], "failed_batches": seen[4], "most_deliveries": seen[5],
+            "graded_samples": seen[3], "failed_batches": seen[4], "most_attempts": seen[5],
             "seconds": finished - start, "after_last_fault_s": finished - last_fault, "worker_starts": starts, **faults}
 
 
@@ -184,7 +184,7 @@ def main() -> None:
                                                                 "graded_samples"))
     print(f"chaos: {chaotic['samples']}/{chaotic['expected']} samples, {chaotic['verdicts']}/{chaotic['expected']} "
           f"verdicts, {'each exactly once' if exact else 'NOT exact'}, {chaotic['failed_batches']} failed batches "
-          f"(at most {chaotic['most_deliveries']} deliveries of one); "
+          f"(at most {chaotic['most_attempts']} attempts counted against one); "
           f"{chaotic['kills']} kills, {chaotic['flushes']} flush, {chaotic['db_restarts']} database restart; "
           f"finished {chaotic['after_last_fault_s']:.1f}s after the last fault, with no command typed")
     print(f"ratio {chaotic['seconds'] / reference['seconds']:.2f} (chaos {chaotic['seconds']:.1f}s vs undisturbed "

@@ -36,7 +36,7 @@ from boundary.api.types import Problem, SamplingConfig
 from boundary.workers.broker import publish
 from boundary.workers.celery_app import make_app
 from boundary.workers.messages import batches_in_broker, restore
-from boundary.workers.reaper import HOLD_KEY, REAPER_KEY, Reaper
+from boundary.workers.reaper import HOLD_KEY, REAPER_KEY, SCAN_KEY, Reaper
 
 LEASE = Lease(duration_s=30, heartbeat_s=5)
 
@@ -308,3 +308,21 @@ def test_after_a_database_outage_no_reaper_takes_a_lease_back_for_one_lease(data
     assert other.tick().expired == []  # held off, though it reaches the database
     client.delete(REAPER_KEY, HOLD_KEY)
     assert [e.queued.batch_id for e in other.tick().expired] == [queued.batch_id]
+
+
+def test_a_slow_look_for_lost_messages_spaces_out_the_next_ones(database: Database, redis_url: str) -> None:
+    """Reading a long backlog costs a reaper time: after a look that took 1 s, no reaper looks
+    for 20 s (SCAN_DUTY). (Wrong on purpose, looking every interval: the lost batch below would
+    be republished at once.)"""
+    first, second = batches(database, problems=2)
+    age(database, first.batch_id, 120)
+    client = redis.Redis.from_url(redis_url)
+    ticks = iter(range(100))
+    slow = Reaper(database, client, lambda _: None, Lease(30, 5), "reaper:1", clock=lambda: float(next(ticks)))
+    assert slow.tick().lost == [first]  # its message was never published: lost
+    assert 19_000 < client.pttl(SCAN_KEY) <= 20_000
+    client.delete(REAPER_KEY)
+    age(database, second.batch_id, 120)
+    assert Reaper(database, client, lambda _: None, Lease(30, 5), "reaper:2").tick().lost == []
+    client.delete(REAPER_KEY, SCAN_KEY)
+    assert Reaper(database, client, lambda _: None, Lease(30, 5), "reaper:2").tick().lost == [second]
