@@ -1,5 +1,5 @@
 """A delivery's heartbeat: a thread that renews the lease of the batch being worked on every
-heartbeat interval, while the work runs (a long engine call included), and notes when the
+heartbeat interval, while the work runs (a long engine call included), and says when the
 lease was lost. See docs/fleet.md, "Leases"."""
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ log = logging.getLogger("boundary.worker")
 
 
 class Heartbeat:
-    """``with Heartbeat(db, batch_id, holder):`` renews the lease until the block ends.
-    ``lost`` is set once the batch is no longer this worker's (the lease ran out and the batch
-    was queued again, or another worker took it); renewing then stops."""
+    """``with Heartbeat(db, batch_id, holder):`` renews the lease until the block ends, or until
+    the batch is no longer this worker's (the lease ran out and the batch was queued again, or
+    another worker took it): renewing then stops, and finishing the batch will be refused."""
 
     def __init__(self, db: Database, batch_id: int, holder: Holder):
         self.db, self.batch_id, self.holder = db, batch_id, holder
-        self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{batch_id}", daemon=True)
 
@@ -43,7 +42,6 @@ class Heartbeat:
                             str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
                 continue
             if not held:
-                self.lost.set()
                 log.warning("batch %s: this worker's lease ran out (it was frozen or cut off); the batch was queued "
                             "again. What it writes is kept; it will not mark the batch done if another worker holds it",
                             self.batch_id)
