@@ -33,14 +33,21 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
+        failing = False
         while not self._stop.wait(self.holder.lease.heartbeat_s):
             try:
                 with self.db.session() as session:
                     held = renew(session, self.batch_id, self.holder)
             except Exception as exc:  # the database is down: try again next beat; the lease may run out
-                log.warning("batch %s: could not renew the lease (%s)", self.batch_id,
-                            str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+                if not failing:
+                    log.warning("batch %s: could not renew the lease (%s); trying every %gs", self.batch_id,
+                                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__,
+                                self.holder.lease.heartbeat_s)
+                failing = True
                 continue
+            if failing and held:
+                log.warning("batch %s: lease renewed again", self.batch_id)
+            failing = False
             if not held:
                 log.warning("batch %s: this worker's lease ran out (it was frozen or cut off); the batch was queued "
                             "again. What it writes is kept; it will not mark the batch done if another worker holds it",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
+from sqlalchemy import select
 
 from boundary.api.batch_state import Expired, Lease, Queued, long_queued, mark_republished, reap_expired
 from boundary.api.db import Database
@@ -94,7 +95,10 @@ class Reaper:
         reaped = Reaped()
         held_off = bool(self.client.exists(HOLD_KEY))
         with self.db.session() as session:
-            self._database_down = False
+            session.execute(select(1))  # the database answers (a session connects only when used)
+            if self._database_down:
+                log.warning("reaper: the database answers again")
+                self._database_down = False
             if not held_off:
                 reaped.expired = reap_expired(session, blame_window_s=3 * self.lease.duration_s)
         if reaped.expired:
