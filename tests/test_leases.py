@@ -5,6 +5,7 @@ reaper against a real Redis."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -233,11 +234,12 @@ def broker_entries(client: redis.Redis, queue: str) -> tuple[list[dict], dict[by
     return waiting, unacked
 
 
-def take_like_kombu(client: redis.Redis, queue: str) -> str:
-    """What a worker's consumer does with the next message: pop it, hold it unacknowledged."""
+def take_like_kombu(client: redis.Redis, queue: str, ago_s: float = 0.0) -> str:
+    """What a worker's consumer does with the next message: pop it, hold it unacknowledged
+    (taken ``ago_s`` seconds ago)."""
     message = json.loads(client.rpop(queue))
     tag = message["properties"]["delivery_tag"]
-    client.zadd(Channel.unacked_index_key, {tag: 1.0})
+    client.zadd(Channel.unacked_index_key, {tag: time.time() - ago_s})
     client.hset(Channel.unacked_key, tag, json.dumps([message, queue, queue]))
     return tag
 
@@ -326,3 +328,24 @@ def test_a_slow_look_for_lost_messages_spaces_out_the_next_ones(database: Databa
     assert Reaper(database, client, lambda _: None, Lease(30, 5), "reaper:2").tick().lost == []
     client.delete(REAPER_KEY, SCAN_KEY)
     assert Reaper(database, client, lambda _: None, Lease(30, 5), "reaper:2").tick().lost == [second]
+
+
+def test_a_message_held_by_a_worker_that_died_before_claiming_is_given_back(database: Database,
+                                                                          redis_url: str) -> None:
+    """A queued batch whose only message a worker took long ago and never claimed (it died
+    between taking and claiming, or while waiting out a retry's countdown) is given back to its
+    queue; one taken lately is left to its worker. (Wrong on purpose, counting every held
+    message as present: the dead worker's batch would wait for the visibility timeout.)"""
+    stale, fresh = batches(database, problems=2)
+    publish(make_app(redis_url, "sqlite://"), [stale, fresh])
+    client = redis.Redis.from_url(redis_url)
+    dead = take_like_kombu(client, stale.queue, ago_s=1000)
+    alive = take_like_kombu(client, fresh.queue, ago_s=1)
+    age(database, stale.batch_id, 120)
+    age(database, fresh.batch_id, 120)
+    published: list[Queued] = []
+    reaped = Reaper(database, client, published.extend, Lease(30, 5), "reaper:1").tick()
+    assert reaped.lost == [stale] and published == []  # given back, not published anew
+    waiting, unacked = broker_entries(client, stale.queue)
+    assert list(unacked) == [alive.encode()]
+    assert [m["properties"]["delivery_tag"] for m in waiting] == [dead]

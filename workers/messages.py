@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -38,28 +39,59 @@ def batch_id(message: dict[str, Any]) -> int | None:
         return None
 
 
-def _ids(raw: Iterable[bytes], unacked: bool) -> Iterator[int]:
-    for entry in raw:
-        try:
-            message = json.loads(entry)
-        except ValueError:
-            continue
-        found = batch_id(message[0] if unacked and isinstance(message, list) and message else message)
+def _message(entry: bytes, unacked: bool) -> dict[str, Any] | None:
+    try:
+        message = json.loads(entry)
+    except ValueError:
+        return None
+    if unacked:
+        return message[0] if isinstance(message, list) and message else None
+    return message
+
+
+@dataclass(frozen=True)
+class InBroker:
+    """The batches the broker holds a message for: waiting in a queue, or taken by a worker
+    and not acknowledged (with the delivery tag and the time it was taken, as Unix seconds)."""
+
+    waiting: set[int] = field(default_factory=set)
+    held: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
+
+    def present(self, taken_since: float) -> set[int]:
+        """The batches with a message waiting, or taken by a worker at ``taken_since`` or later."""
+        return self.waiting | {b for b, takes in self.held.items() if any(at >= taken_since for _, at in takes)}
+
+
+def broker_contents(client: redis.Redis, queues: Sequence[str]) -> InBroker:
+    """Every message of ours waiting in ``queues``, and every one held unacknowledged by a
+    worker. Raises redis.RedisError when the broker does not answer."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            for name in list_names(queue):
+                pipe.lrange(name, 0, -1)
+        pipe.hgetall(Channel.unacked_key)
+        pipe.zrange(Channel.unacked_index_key, 0, -1, withscores=True)
+        results = pipe.execute()
+    contents = InBroker()
+    for waiting in results[:-2]:
+        for entry in waiting:
+            found = batch_id(_message(entry, unacked=False) or {})
+            if found is not None:
+                contents.waiting.add(found)
+    taken_at = {tag.decode(): at for tag, at in results[-1]}
+    for tag, entry in results[-2].items():
+        found = batch_id(_message(entry, unacked=True) or {})
         if found is not None:
-            yield found
+            tag = tag.decode()
+            contents.held.setdefault(found, []).append((tag, taken_at.get(tag, 0.0)))
+    return contents
 
 
 def batches_in_broker(client: redis.Redis, queues: Sequence[str]) -> set[int]:
     """The batch ids of every message waiting in ``queues`` or held unacknowledged by a worker.
     Raises redis.RedisError when the broker does not answer."""
-    with client.pipeline(transaction=False) as pipe:
-        for queue in queues:
-            for name in list_names(queue):
-                pipe.lrange(name, 0, -1)
-        pipe.hvals(Channel.unacked_key)
-        results = pipe.execute()
-    found = {i for waiting in results[:-1] for i in _ids(waiting, unacked=False)}
-    return found | set(_ids(results[-1], unacked=True))
+    contents = broker_contents(client, queues)
+    return contents.waiting | set(contents.held)
 
 
 def restore(client: redis.Redis, tag: str, queue: str) -> bool:

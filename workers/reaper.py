@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import redis
 from sqlalchemy import select
 
+from boundary.api import defaults
 from boundary.api.batch_state import Expired, Lease, Queued, long_queued, mark_republished, reap_expired
 from boundary.api.db import Database
 from boundary.api.db.retry import is_transient
-from boundary.workers.messages import batches_in_broker, restore
+from boundary.workers.messages import broker_contents, restore
 
 log = logging.getLogger("boundary.reaper")
 
@@ -49,6 +50,10 @@ class Reaped:
     lost: list[Queued] = field(default_factory=list)
 
 
+def _ids(batches: Sequence[Queued]) -> str:
+    return ", ".join(str(q.batch_id) for q in batches[:10]) + (" ..." if len(batches) > 10 else "")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -62,6 +67,8 @@ class Reaper:
     lease: Lease
     identity: str
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    """The time a broker records when a worker takes a message (Unix seconds)."""
     _database_down: bool = False
 
     def tick(self) -> Reaped | None:
@@ -118,6 +125,11 @@ class Reaper:
         return reaped
 
     def _lost_messages(self) -> list[Queued]:
+        """Publish again the batches queued for over a lease that no message in the broker
+        stands for: none waits in their queue, and none was taken by a worker lately (a
+        message taken longer ago than a lease plus the longest retry countdown, for a batch
+        still queued, is held by a worker that died before it claimed the batch: it is given
+        back to its queue)."""
         bound = self.lease.duration_s
         if self.client.exists(SCAN_KEY):
             return []
@@ -126,21 +138,32 @@ class Reaper:
         if not waiting:
             return []
         started = self.clock()
-        present = batches_in_broker(self.client, sorted({q.queue for q in waiting}))
+        contents = broker_contents(self.client, sorted({q.queue for q in waiting}))
         pause_s = (self.clock() - started) * SCAN_DUTY
         if pause_s > self.lease.heartbeat_s:
             self.client.set(SCAN_KEY, self.identity, px=int(pause_s * 1000))
+        held_for = bound + defaults.RETRY_BACKOFF_MAX_S
+        present = contents.present(self.wall() - held_for)
         missing = [q for q in waiting if q.batch_id not in present]
         if not missing:
             return []
         with self.db.session() as session:
             taken = set(mark_republished(session, [q.batch_id for q in missing], bound))
         lost = [q for q in missing if q.batch_id in taken]
-        self.publish(lost)
-        if lost:
+        given_back, fresh = [], []
+        for q in lost:
+            takes = contents.held.get(q.batch_id, [])
+            if takes and restore(self.client, takes[0][0], q.queue):
+                given_back.append(q)
+            else:
+                fresh.append(q)
+        self.publish(fresh)
+        if fresh:
             log.warning("reaper: published again %s batch(es) queued for over %gs in the database but in no queue "
-                        "(the broker lost its messages): %s", len(lost), bound,
-                        ", ".join(str(q.batch_id) for q in lost[:10]) + (" ..." if len(lost) > 10 else ""))
+                        "(the broker lost its messages): %s", len(fresh), bound, _ids(fresh))
+        if given_back:
+            log.warning("reaper: gave back %s message(s) taken over %gs ago by workers that never claimed their batch "
+                        "(they died holding them): %s", len(given_back), held_for, _ids(given_back))
         return lost
 
     def run(self, stop: threading.Event) -> None:
