@@ -4,7 +4,6 @@ publishing batches to it."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -21,21 +20,12 @@ if TYPE_CHECKING:  # Celery loads only where something is published
 log = logging.getLogger("boundary.broker")
 
 
-def shown(url: str) -> str:
-    """The broker URL for a message: its password hidden, even in a URL too malformed to parse
-    (where the credentials go altogether)."""
-    try:
-        return redact_url(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-
-
 def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
     """A client for the broker at ``url``; it connects on first use."""
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     except ValueError as exc:
-        raise ConfigError(f"invalid broker URL '{shown(url)}': {exc}") from None
+        raise ConfigError(f"invalid broker URL '{redact_url(url)}': {exc}") from None
 
 
 def check_broker(url: str, timeout_s: float = 5.0) -> None:
@@ -66,10 +56,10 @@ def wait_for_broker(url: str, window_s: float, first_wait_s: float = 0.5, max_wa
             reason, waited = str(exc).splitlines()[0], time.monotonic() - started
             if not is_unanswered(exc) or waited + wait > window_s:
                 after = f" after waiting {waited:.1f}s" if retries else ""
-                raise BrokerError(f"cannot connect to broker {shown(url)}{after}: {reason}") from None
+                raise BrokerError(f"cannot connect to broker {redact_url(url)}{after}: {reason}") from None
         finally:
             client.close()
-        log.warning("broker %s does not answer (%s); retrying in %.1fs", shown(url), reason[:200], wait)
+        log.warning("broker %s does not answer (%s); retrying in %.1fs", redact_url(url), reason[:200], wait)
         time.sleep(wait)
         wait, retries = min(wait * 2, max_wait_s), retries + 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +18,12 @@ from boundary.api.errors import ConfigError, DatabaseError
 
 
 def redact_url(url: str | URL) -> str:
-    """The URL with any password hidden, for messages."""
+    """The URL with any password hidden, for messages; a URL too malformed to parse loses its
+    credentials altogether."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return str(url)
+    except (ArgumentError, ValueError):
+        return re.sub(r"//[^/@]*@", "//***@", str(url))
 
 
 def _first_line(exc: BaseException) -> str:
