@@ -85,8 +85,29 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What drawing one sample cost the engine, counted where the engine returns its work, so
+    that samples of every sampler compare on one scale. ``decoded_tokens``: tokens the engine
+    generated for it, including rejected proposals and discarded particles; ``prefill_tokens``:
+    context tokens (prompt and prefix) sent with its engine calls (an engine with a prefix cache
+    recomputes fewer); ``engine_calls``: sequences asked of the engine (a plain sample is 1)."""
+
+    decoded_tokens: int = 0
+    prefill_tokens: int = 0
+    engine_calls: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.decoded_tokens + other.decoded_tokens, self.prefill_tokens + other.prefill_tokens,
+                    self.engine_calls + other.engine_calls)
+
+
+@dataclass(frozen=True)
 class Completion:
-    """One sample returned by an engine."""
+    """One sample returned by an engine (or by a sampler built on one).
+
+    ``prompt_tokens`` is the prompt's length in tokens where the engine knows it; ``cost`` is set
+    by samplers (a plain sample's cost is derived from ``num_tokens`` and ``prompt_tokens``);
+    ``diagnostics`` holds a sampler's own figures for the sample (acceptance rate, resamplings)."""
 
     key: Any
     index: int
@@ -94,6 +115,15 @@ class Completion:
     num_tokens: int
     finish_reason: str | None
     cumulative_logprob: float | None
+    prompt_tokens: int | None = None
+    cost: Cost | None = None
+    diagnostics: Mapping[str, Any] | None = None
+
+    def spent(self) -> Cost:
+        """This sample's cost: the sampler's count, else one engine call of ``num_tokens``."""
+        if self.cost is not None:
+            return self.cost
+        return Cost(self.num_tokens, self.prompt_tokens or 0, 1)
 
 
 ProgressFn = Callable[[int], None]
@@ -120,6 +150,76 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The distribution q a sampler draws continuations from: the model's next-token
+    distribution at ``temperature``, truncated to the nucleus ``top_p`` (vLLM's rule) and to the
+    ``top_k`` most likely tokens (0: no truncation)."""
+
+    temperature: float
+    top_p: float = 1.0
+    top_k: int = 0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
+                and self.temperature > 0):
+            raise ConfigError(f"a proposal temperature must be > 0, got {self.temperature!r}")
+        if not (0 < self.top_p <= 1):
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ConfigError(f"top_k must be >= 0, got {self.top_k}")
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Continue ``context`` (token ids: the prompt's, then the completion so far) by at most
+    ``max_new_tokens`` tokens drawn from the proposal with ``seed``, stopping after a stop token."""
+
+    key: Any
+    context: tuple[int, ...]
+    max_new_tokens: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """What an engine drew for one Extension: the new tokens with, for each, ``logp`` (the
+    log-probability under the model's raw distribution, temperature 1) and ``logq`` (under the
+    proposal, after temperature and truncation); ``stopped`` when the last token is a stop
+    token; ``cost`` what the engine spent on it (the scoring pass included, where it needs one)."""
+
+    key: Any
+    tokens: tuple[int, ...]
+    logp: tuple[float, ...]
+    logq: tuple[float, ...]
+    stopped: bool
+    cost: Cost
+
+
+@runtime_checkable
+class TokenEngine(Protocol):
+    """What the samplers beyond plain sampling need of an engine: token ids in and out, and the
+    exact log p and log q of every token it draws. An engine offers one through
+    ``token_engine()``, or refuses there with an EngineError naming what it lacks."""
+
+    name: str
+    stop_ids: frozenset[int]
+    max_context: int | None
+    """Longest context plus continuation the engine holds (tokens), if it has a limit."""
+
+    def encode(self, prompt: str) -> list[int]:
+        """The prompt's token ids, as the engine would tokenize it for plain sampling."""
+        ...
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        """The text of completion tokens, special tokens left out (as plain samples show it)."""
+        ...
+
+    def extend(self, requests: Sequence[Extension], proposal: Proposal) -> list[Continuation]:
+        """One continuation per request, in order; each depends only on its context and seed."""
+        ...
 
 
 @dataclass(frozen=True)

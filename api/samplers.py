@@ -1,0 +1,229 @@
+"""Samplers: how a run draws each sample from its model. ``plain`` is one engine call per sample
+at the run's temperature and top-p; ``power-mcmc`` and ``power-smc`` sample the base model's
+sharpened distribution p^alpha (Karan & Du 2025; Power-SMC, arXiv 2602.10273) with many engine
+calls per sample. The sampler and its resolved options are part of a run's identity.
+
+This module is the pure part (names, options, their defaults and checks, the expected cost);
+the algorithms are in ``boundary.workers.samplers``. Sources of every default: the docstrings
+below and docs/samplers.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from boundary.api.errors import ConfigError, UnknownName
+from boundary.api.types import Proposal, canonical_json
+
+PLAIN = "plain"
+POWER_MCMC = "power-mcmc"
+POWER_SMC = "power-smc"
+SAMPLERS: tuple[str, ...] = (PLAIN, POWER_MCMC, POWER_SMC)
+
+POWER_MAX_TOKENS = 3072
+"""Longest completion of a power-sampling run when ``--max-tokens`` is not given (tokens): the
+reference's 16 blocks of 192 (``mcmc_power_samp(max_new_tokens=3072, block_num=16)``)."""
+
+
+@dataclass(frozen=True)
+class PowerMcmcOptions:
+    """Metropolis-Hastings on p^alpha, growing the target one block at a time (Karan & Du 2025,
+    arXiv 2510.14901, Algorithm 1; code: aakaran/reasoning-with-sampling,
+    ``llm_experiments/power_samp_utils.py``, ``mcmc_power_samp``)."""
+
+    alpha: float = 4.0
+    """Power of the target p^alpha. The paper's alpha = 4 (its proposal temperature 0.25 = 1/alpha)."""
+    proposal_temperature: float | None = None
+    """Temperature of the proposal q; None means 1/alpha, the reference's choice."""
+    block_tokens: int = 192
+    """Tokens the target grows by per stage: the reference's 3072 new tokens in 16 blocks."""
+    mcmc_steps: int = 10
+    """Metropolis-Hastings steps after each block: the reference's ``mcmc_steps=10``."""
+    top_k: int = 0
+    """Truncate the proposal to the k most likely tokens (0: none). The reference's proposal
+    carries transformers' default top-k 50 without saying so; set 50 to replicate it. The chain
+    then samples p^alpha restricted to what q can reach."""
+
+
+@dataclass(frozen=True)
+class PowerSmcOptions:
+    """Sequential Monte Carlo on p^alpha: particles extended block by block from q, weighted by
+    p(block)^alpha / q(block), resampled (systematic) when the effective sample size falls below
+    ``ess_threshold`` times the particle count; the sample is drawn from the final weighted
+    population (Power-SMC, arXiv 2602.10273; block size and particle count from
+    roshanwariar/pisa, ``power_sampling_smc.py``, whose weights are a heuristic, not these)."""
+
+    alpha: float = 4.0
+    """Power of the target p^alpha, as for power-mcmc (pisa also runs alpha = 4)."""
+    proposal_temperature: float | None = None
+    """Temperature of q; None means 1/alpha, which Power-SMC argues is the variance-optimal
+    prefix-only proposal."""
+    block_tokens: int = 256
+    """Tokens each particle is extended by between reweightings: pisa's ``block_size=256``."""
+    particles: int = 16
+    """Particles per final sample: the default of pisa's ``smc_logprob_beam`` (its AIME run
+    uses 128). Every final sample is its own particle system, so samples stay independent."""
+    ess_threshold: float = 0.5
+    """Resample when ESS = (sum w)^2 / sum w^2 falls below this fraction of the particles: the
+    usual adaptive-resampling rule (Doucet & Johansen 2009); 1 resamples after every block."""
+    top_k: int = 0
+    """Truncate q to the k most likely tokens (0: none), as for power-mcmc."""
+
+
+OPTIONS: dict[str, type] = {PLAIN: type(None), POWER_MCMC: PowerMcmcOptions, POWER_SMC: PowerSmcOptions}
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler and its options, resolved (every default filled in): with the model, benchmark
+    and sampling config, what identifies a run."""
+
+    name: str = PLAIN
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_plain(self) -> bool:
+        return self.name == PLAIN
+
+    @property
+    def alpha(self) -> float:
+        return float(self.options["alpha"])
+
+    def proposal(self, top_p: float) -> Proposal:
+        """The proposal q of a power sampler, at the run's top-p."""
+        return Proposal(float(self.options["proposal_temperature"]), top_p, int(self.options.get("top_k", 0)))
+
+    def canonical(self) -> str:
+        """The options as stored in a run's identity (sorted JSON)."""
+        return canonical_json(dict(self.options))
+
+    def describe(self) -> str:
+        """``power-mcmc(alpha=4, block_tokens=192, ...)``, or ``plain``."""
+        if not self.options:
+            return self.name
+        inner = ", ".join(f"{k}={_number(v)}" for k, v in sorted(self.options.items()))
+        return f"{self.name}({inner})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _coerce(name: str, key: str, value: Any, kind: Any) -> Any:
+    wanted = kind if kind in (int, float) else float
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} option {key} must be a number, got {value!r}")
+    try:
+        number = wanted(value) if not isinstance(value, str) else wanted(value.strip())
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} option {key} must be {'an integer' if wanted is int else 'a number'}, "
+                          f"got {value!r}") from None
+    if wanted is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{name} option {key} must be an integer, got {value!r}")
+    if wanted is float and not math.isfinite(number):
+        raise ConfigError(f"{name} option {key} must be finite, got {value!r}")
+    return number
+
+
+def _check(name: str, o: PowerMcmcOptions | PowerSmcOptions) -> None:
+    if o.alpha <= 0:
+        raise ConfigError(f"{name} option alpha must be > 0, got {o.alpha:g}")
+    if o.proposal_temperature is not None and o.proposal_temperature <= 0:
+        raise ConfigError(f"{name} option proposal_temperature must be > 0, got {o.proposal_temperature:g}")
+    if o.block_tokens < 1:
+        raise ConfigError(f"{name} option block_tokens must be >= 1, got {o.block_tokens}")
+    if o.top_k < 0:
+        raise ConfigError(f"{name} option top_k must be >= 0 (0: no truncation), got {o.top_k}")
+    if isinstance(o, PowerMcmcOptions) and o.mcmc_steps < 0:
+        raise ConfigError(f"{name} option mcmc_steps must be >= 0, got {o.mcmc_steps}")
+    if isinstance(o, PowerSmcOptions):
+        if o.particles < 1:
+            raise ConfigError(f"{name} option particles must be >= 1, got {o.particles}")
+        if not (0 <= o.ess_threshold <= 1):
+            raise ConfigError(f"{name} option ess_threshold must be in [0, 1], got {o.ess_threshold:g}")
+
+
+def sampler_spec(name: str | None, options: Mapping[str, Any] | None = None) -> SamplerSpec:
+    """Check a sampler name and its options (strings from ``-S key=value`` are converted) and
+    fill in every default; raises ConfigError naming the bad option."""
+    name = name or PLAIN
+    if name not in SAMPLERS:
+        raise UnknownName("sampler", name, SAMPLERS)
+    given = dict(options or {})
+    if name == PLAIN:
+        if given:
+            raise ConfigError(f"the plain sampler takes no options (got {', '.join(sorted(given))})")
+        return SamplerSpec(PLAIN, {})
+    cls = OPTIONS[name]
+    kinds = {f.name: f.type for f in fields(cls)}
+    unknown = sorted(set(given) - set(kinds))
+    if unknown:
+        raise ConfigError(f"unknown {name} option(s): {', '.join(unknown)} (known: {', '.join(sorted(kinds))})")
+    types = {"alpha": float, "proposal_temperature": float, "ess_threshold": float}
+    values = {k: _coerce(name, k, v, types.get(k, int)) for k, v in given.items()}
+    resolved = replace(cls(), **values)
+    _check(name, resolved)
+    if resolved.proposal_temperature is None:
+        resolved = replace(resolved, proposal_temperature=1.0 / resolved.alpha)
+    return SamplerSpec(name, {f.name: getattr(resolved, f.name) for f in fields(cls)})
+
+
+def parse_sampler_options(pairs: Iterable[str]) -> dict[str, str]:
+    """``-S alpha=4 -S block_tokens=32`` -> ``{"alpha": "4", "block_tokens": "32"}`` (typed later)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"a sampler option is KEY=VALUE, got '{pair}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def stored_sampler(name: str, options_json: str | None) -> SamplerSpec:
+    """The sampler of a stored run (its options are stored resolved)."""
+    import json
+
+    return SamplerSpec(name, json.loads(options_json or "{}"))
+
+
+# --- cost -------------------------------------------------------------------------------
+
+def mcmc_tokens_discrete(length: int, block_tokens: int, mcmc_steps: int) -> float:
+    """Expected tokens decoded for one power-mcmc sample of ``length`` tokens, counting blocks as
+    the algorithm runs them: each block decodes its own tokens, then each MH step cuts at a
+    uniform position of the t tokens so far and regenerates, on average, (t + 1) / 2 of them
+    (proposals that stop early make it less)."""
+    if length <= 0:
+        return 0.0
+    blocks = math.ceil(length / block_tokens)
+    total = float(length)
+    for b in range(1, blocks + 1):
+        t = min(b * block_tokens, length)
+        total += mcmc_steps * (t + 1) / 2
+    return total
+
+
+def mcmc_tokens_paper(length: int, block_tokens: int, mcmc_steps: int) -> float:
+    """The paper's estimate (Karan & Du 2025, Eq. 12): about K L^2 / (4 B) tokens for a
+    generation of L tokens in blocks of B with K steps each (8.84x the plain cost at its
+    MATH500 figures: K = 10, L = 679, B = 192)."""
+    return mcmc_steps * length * length / (4 * block_tokens)
+
+
+def expected_cost_factor(spec: SamplerSpec, max_tokens: int) -> float:
+    """About how many plain samples' worth of decoding one sample of ``spec`` costs, taking a
+    generation of ``max_tokens``: what a queue batch is sized by (tokens, not samples)."""
+    if spec.is_plain:
+        return 1.0
+    if spec.name == POWER_SMC:
+        return float(spec.options["particles"])
+    o = spec.options
+    return max(1.0, mcmc_tokens_discrete(max_tokens, int(o["block_tokens"]), int(o["mcmc_steps"])) / max_tokens)
