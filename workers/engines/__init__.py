@@ -48,6 +48,12 @@ RUNTIME_OPTIONS: dict[str, frozenset[str]] = {"vllm": VllmEngine.RUNTIME_OPTIONS
 """Per engine, the options set on a loaded engine (``engine.configure``) rather than needing a
 new one: a process switching them keeps its model loaded."""
 
+TOKEN_OPTIONS: dict[str, dict[str, Any]] = {"vllm": {"logprobs_mode": "processed_logprobs"}}
+"""Per engine, the load options its token-level interface (``engine.token_engine()``, what the
+samplers beyond plain need) requires: vLLM returns the sampled tokens' log-probabilities under
+the proposal only in ``processed_logprobs`` mode, while plain runs keep its default raw mode (the
+model's own log-probability of each sample). A process switching between the two reloads."""
+
 _cached: tuple[str, Engine] | None = None
 
 
@@ -56,12 +62,16 @@ def check_engine_name(name: str) -> None:
         raise UnknownName("engine", name, ENGINES)
 
 
-def open_engine(name: str, spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path) -> Engine:
+def open_engine(name: str, spec: ModelSpec, options: Mapping[str, Any], cache_dir: Path, *,
+                tokens: bool = False) -> Engine:
     """The engine ``name`` serving ``spec``: the one already loaded in this process when the
     model and options are the same, else a new one (the previous one is closed first, so a
-    process holds at most one model)."""
+    process holds at most one model). ``tokens``: loaded as its token-level interface needs
+    (TOKEN_OPTIONS), for a sampler beyond plain."""
     global _cached
     check_engine_name(name)
+    if tokens:
+        options = {**options, **TOKEN_OPTIONS.get(name, {})}
     if name in MODEL_FREE:
         return FACTORIES[name](spec, options, cache_dir)  # nothing loaded: no need to evict a model
     runtime = {k: v for k, v in options.items() if k in RUNTIME_OPTIONS.get(name, ())}
