@@ -15,6 +15,7 @@ from boundary.api import defaults
 from boundary.api.db import schema
 from boundary.api.errors import ConfigError
 from boundary.api.queues import grade_queue, sample_queue, score_queue
+from boundary.api.samplers import expected_cost_factor, stored_sampler
 
 B = schema.Batch
 
@@ -70,6 +71,14 @@ def missing_work(session: Session, run_id: int) -> tuple[list[int], list[int]]:
     return to_sample, to_grade
 
 
+def sample_batch_problems(run: schema.Run, batch_samples: int) -> int:
+    """Problems per sampling message: ``batch_samples`` counts plain samples' worth of decoding,
+    so a run whose sampler costs f plain samples per sample gets about 1/f as many problems per
+    message (at least one), and a power-sampling message takes about as long as a plain one."""
+    factor = expected_cost_factor(stored_sampler(run.sampler, run.sampler_options), run.max_tokens)
+    return max(1, int(batch_samples // (run.n * factor)))
+
+
 def plan_run(session: Session, run_id: int, batch_samples: int) -> list[Queued]:
     """Batches for everything a run still misses: sampling for problems short of n samples,
     grading for problems fully sampled but not fully graded."""
@@ -78,9 +87,10 @@ def plan_run(session: Session, run_id: int, batch_samples: int) -> list[Queued]:
     bench = session.get(schema.Benchmark, run.benchmark_id)
     to_sample, to_grade = missing_work(session, run_id)
     per_batch = max(1, batch_samples // run.n)
+    per_sample_batch = sample_batch_problems(run, batch_samples)
     queued = [
-        _new_batch(session, run_id, "sample", sample_queue(model.name), to_sample[i : i + per_batch])
-        for i in range(0, len(to_sample), per_batch)
+        _new_batch(session, run_id, "sample", sample_queue(model.name), to_sample[i : i + per_sample_batch])
+        for i in range(0, len(to_sample), per_sample_batch)
     ]
     queued += [
         _new_batch(session, run_id, "grade", grade_queue(bench.kind), to_grade[i : i + per_batch])

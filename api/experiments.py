@@ -1,4 +1,4 @@
-"""Experiments: several models with roles x benchmarks x temperatures, from a YAML file or
+"""Experiments: several models with roles x benchmarks x samplers x temperatures, from a YAML file or
 the equivalent flags, registered under a name so that submitting again reuses them. The file's
 keys, with an example: docs/library.md, "Experiment files".
 """
@@ -20,13 +20,14 @@ from boundary.api.errors import ConfigError, DataError
 from boundary.api.prompts import TEMPLATES
 from boundary.api.requests import RunRequest, resolve
 from boundary.api.runs import RunSpec, find_runs, register
+from boundary.api.samplers import PLAIN, sampler_spec
 from boundary.api.types import Problem, canonical_json
 from boundary.api.yamlfile import read_yaml
 
 TOP_KEYS = {"name", "n", "temperature", "temperatures", "top_p", "max_tokens", "seed", "batch_size", "benchmarks",
-            "models", "template", "engine"}
+            "models", "template", "engine", "samplers"}
 MODEL_KEYS = {"name", "model", "role", "family", "template", "engine", "engine_options", "n", "temperature",
-              "temperatures", "top_p", "max_tokens", "seed"}
+              "temperatures", "top_p", "max_tokens", "seed", "samplers"}
 BENCHMARK_KEYS = {"name", "limit", "problems", "fields", "hf_split", "hf_config", "kind"}
 
 
@@ -87,13 +88,18 @@ def parse(data: Any, where: _Where | None = None, default_name: str | None = Non
             if not isinstance(bench, Mapping) or "name" not in bench:
                 raise where.error(data, bench_path, "a benchmark is a name or a mapping with 'name'")
             _no_unknown_keys(bench, BENCHMARK_KEYS, bench_path, where)
-            for temperature in _temperatures(model, data, path, where):
-                requests.append(_request(data, model, bench, temperature, path, where))
+            for sampler, options in _samplers(model, data, path, where):
+                if sampler != PLAIN:  # temperature and top-p are the plain sampler's; a power run is one run
+                    requests.append(_request(data, model, bench, None, path, where, sampler, options))
+                    continue
+                for temperature in _temperatures(model, data, path, where):
+                    requests.append(_request(data, model, bench, temperature, path, where))
     spec = {"name": name, "batch_size": batch_size, "runs": [_request_dict(r) for r in requests]}
     return Experiment(name, tuple(requests), batch_size, spec)
 
 
-def _request(data: Mapping, model: Mapping, bench: Mapping, temperature: float, path: str, where: _Where) -> RunRequest:
+def _request(data: Mapping, model: Mapping, bench: Mapping, temperature: float | None, path: str, where: _Where,
+             sampler: str = PLAIN, sampler_options: Mapping[str, Any] | None = None) -> RunRequest:
     def pick(key: str, default: Any) -> tuple[Any, Mapping, str]:
         """The value of ``key`` (the model's own, else the experiment's), its node and path."""
         if key in model:
@@ -115,13 +121,17 @@ def _request(data: Mapping, model: Mapping, bench: Mapping, temperature: float, 
     options = model.get("engine_options", {})
     if not isinstance(options, Mapping):
         raise where.error(model, f"{path}.engine_options", "must be a mapping")
+    plain = sampler == PLAIN
+    given_max = pick("max_tokens", None)[0] is not None
     return RunRequest(
         model=str(model["model"]),
         benchmark=str(bench["name"]),
         n=number("n", defaults.N_SAMPLES, "int", minimum=1),
-        temperature=_float(temperature, f"{path}.temperature", model, where),
-        top_p=number("top_p", defaults.TOP_P, "float"),
-        max_tokens=number("max_tokens", defaults.MAX_TOKENS, "int", minimum=1),
+        temperature=_float(temperature, f"{path}.temperature", model, where) if plain else None,
+        top_p=number("top_p", defaults.TOP_P, "float") if plain else None,
+        max_tokens=number("max_tokens", defaults.MAX_TOKENS, "int", minimum=1) if plain or given_max else None,
+        sampler=sampler,
+        sampler_options=dict(sampler_options or {}),
         seed=number("seed", defaults.SEED, "int"),
         template=template,
         engine=str(pick("engine", defaults.ENGINE)[0]),
@@ -139,7 +149,37 @@ def _request(data: Mapping, model: Mapping, bench: Mapping, temperature: float, 
 
 
 def _request_dict(r: RunRequest) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in r.__dict__.items()}
+    """The request as stored in the experiment's spec (and hashed): a plain run's entry has no
+    sampler keys, so experiments submitted before samplers existed keep their hash."""
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in r.__dict__.items()}
+    if r.sampler == PLAIN and not r.sampler_options:
+        del out["sampler"], out["sampler_options"]
+    return out
+
+
+def _samplers(model: Mapping, data: Mapping, path: str, where: _Where) -> list[tuple[str, dict[str, Any]]]:
+    """The ``samplers:`` axis (the model's own, else the experiment's; default plain): each entry
+    a name, or a mapping with ``name`` and the sampler's options."""
+    for source, prefix in ((model, f"{path}."), (data, "")):
+        if "samplers" not in source:
+            continue
+        values = source["samplers"]
+        if not isinstance(values, list) or not values:
+            raise where.error(source, f"{prefix}samplers", "must be a non-empty list")
+        out = []
+        for i, entry in enumerate(values):
+            here = f"{prefix}samplers[{i}]"
+            entry = {"name": entry} if isinstance(entry, str) else entry
+            if not isinstance(entry, Mapping) or "name" not in entry:
+                raise where.error(source, here, "a sampler is a name or a mapping with 'name' and its options")
+            options = {k: v for k, v in entry.items() if k != "name"}
+            try:
+                sampler_spec(str(entry["name"]), options)
+            except ConfigError as exc:
+                raise where.error(entry, here, str(exc)) from None
+            out.append((str(entry["name"]), options))
+        return out
+    return [(PLAIN, {})]
 
 
 def _temperatures(model: Mapping, data: Mapping, path: str, where: _Where) -> list[float]:

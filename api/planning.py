@@ -16,6 +16,7 @@ from boundary.api.errors import NotFound
 from boundary.api.models import check_model
 from boundary.api.prompts import TEMPLATES
 from boundary.api.runs import RunSpec, stored_run
+from boundary.api.samplers import SamplerSpec, stored_sampler
 from boundary.api.types import Problem, SamplingConfig
 
 
@@ -168,6 +169,11 @@ def render_missing_prompts(
             .values(prompt=template.render(item, render_chat))
         )
     return len(rows)
+
+
+def run_sampler(run: schema.Run) -> SamplerSpec:
+    """The sampler a stored run was registered with."""
+    return stored_sampler(run.sampler, run.sampler_options)
 
 
 def sampling_config(run: schema.Run) -> SamplingConfig:

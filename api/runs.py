@@ -1,4 +1,4 @@
-"""Runs: what identifies one (model, benchmark version, sampling, template, engine), its
+"""Runs: what identifies one (model, benchmark version, sampling, template, engine, sampler), its
 registration in the database with its problems' prompts and seeds, and the one run lookup.
 Seeds and registration: docs/library.md, "Runs and planning"."""
 
@@ -19,6 +19,7 @@ from boundary.api.db import schema
 from boundary.api.db.upsert import insert_ignore
 from boundary.api.errors import ConfigError, DatabaseError, NotFound
 from boundary.api.models import ModelSpec, register_model, stored_model
+from boundary.api.samplers import SamplerSpec
 from boundary.api.types import Problem, SamplingConfig
 
 SEED_SPACE = 2**30
@@ -42,6 +43,7 @@ class RunSpec:
     engine: str
     n: int
     engine_options: dict[str, Any] = field(default_factory=dict)
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -54,7 +56,8 @@ def _identity(spec: RunSpec) -> dict[str, Any]:
     """The columns that identify a run besides its model and benchmark version (uq_runs_identity)."""
     s = spec.sampling
     return {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens, "seed": s.seed,
-            "prompt_template": spec.template, "engine": spec.engine}
+            "prompt_template": spec.template, "engine": spec.engine, "sampler": spec.sampler.name,
+            "sampler_options": spec.sampler.canonical()}
 
 
 def stored_run(session: Session, spec: RunSpec) -> schema.Run | None:

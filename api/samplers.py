@@ -46,6 +46,9 @@ class PowerMcmcOptions:
     """Truncate the proposal to the k most likely tokens (0: none). The reference's proposal
     carries transformers' default top-k 50 without saying so; set 50 to replicate it. The chain
     then samples p^alpha restricted to what q can reach."""
+    top_p: float = 1.0
+    """Truncate the proposal to its nucleus (1: none). The reference uses none; like top_k, a
+    truncated q restricts the target to what it can reach. (``--top-p`` is the plain sampler's.)"""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class PowerSmcOptions:
     usual adaptive-resampling rule (Doucet & Johansen 2009); 1 resamples after every block."""
     top_k: int = 0
     """Truncate q to the k most likely tokens (0: none), as for power-mcmc."""
+    top_p: float = 1.0
+    """Truncate q to its nucleus (1: none), as for power-mcmc (pisa samples at top-p 0.95)."""
 
 
 OPTIONS: dict[str, type] = {PLAIN: type(None), POWER_MCMC: PowerMcmcOptions, POWER_SMC: PowerSmcOptions}
@@ -92,9 +97,10 @@ class SamplerSpec:
     def alpha(self) -> float:
         return float(self.options["alpha"])
 
-    def proposal(self, top_p: float) -> Proposal:
-        """The proposal q of a power sampler, at the run's top-p."""
-        return Proposal(float(self.options["proposal_temperature"]), top_p, int(self.options.get("top_k", 0)))
+    def proposal(self) -> Proposal:
+        """The proposal q of a power sampler."""
+        o = self.options
+        return Proposal(float(o["proposal_temperature"]), float(o.get("top_p", 1.0)), int(o.get("top_k", 0)))
 
     def canonical(self) -> str:
         """The options as stored in a run's identity (sorted JSON)."""
@@ -140,6 +146,8 @@ def _check(name: str, o: PowerMcmcOptions | PowerSmcOptions) -> None:
         raise ConfigError(f"{name} option proposal_temperature must be > 0, got {o.proposal_temperature:g}")
     if o.block_tokens < 1:
         raise ConfigError(f"{name} option block_tokens must be >= 1, got {o.block_tokens}")
+    if not (0 < o.top_p <= 1):
+        raise ConfigError(f"{name} option top_p must be in (0, 1], got {o.top_p:g}")
     if o.top_k < 0:
         raise ConfigError(f"{name} option top_k must be >= 0 (0: no truncation), got {o.top_k}")
     if isinstance(o, PowerMcmcOptions) and o.mcmc_steps < 0:
@@ -167,7 +175,7 @@ def sampler_spec(name: str | None, options: Mapping[str, Any] | None = None) -> 
     unknown = sorted(set(given) - set(kinds))
     if unknown:
         raise ConfigError(f"unknown {name} option(s): {', '.join(unknown)} (known: {', '.join(sorted(kinds))})")
-    types = {"alpha": float, "proposal_temperature": float, "ess_threshold": float}
+    types = {"alpha": float, "proposal_temperature": float, "ess_threshold": float, "top_p": float}
     values = {k: _coerce(name, k, v, types.get(k, int)) for k, v in given.items()}
     resolved = replace(cls(), **values)
     _check(name, resolved)

@@ -150,7 +150,7 @@ def test_benchmarks_load_and_list(data_dir: Path, sqlite_url: str) -> None:
 
 def test_db_upgrade_on_postgres(postgres_url: str) -> None:
     result = boundary("db", "upgrade", "--database-url", postgres_url)
-    assert result.exit_code == 0 and "is at revision 0005" in result.stdout
+    assert result.exit_code == 0 and "is at revision 0006" in result.stdout
 
 
 def all_commands(group, prefix=()):

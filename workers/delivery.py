@@ -25,6 +25,7 @@ from boundary.api.batch_state import (
 )
 from boundary.api.db import Database, schema
 from boundary.api.db.retry import is_transient, with_retry
+from boundary.api.samplers import PLAIN
 from boundary.api.types import Engine, Grader
 from boundary.workers.heartbeat import Heartbeat
 from boundary.workers.work.grading import grade_run
@@ -162,7 +163,8 @@ class _Counted(Job[int]):
 
 @dataclass
 class Sampling(Job[list[Queued]]):
-    engine: Callable[[], Engine]
+    engine: Callable[..., Engine]
+    """This worker's engine; called with ``tokens=True`` for a run whose sampler is not plain."""
     model_name: str
     engine_name: str
 
@@ -176,7 +178,10 @@ class Sampling(Job[list[Queued]]):
         return None
 
     def work(self, db: Database, c: Claim, window_s: float) -> int:
-        return sample_problems(db, self.engine(), c.run_id, c.problem_ids, retry_window_s=window_s)
+        with db.session() as session:
+            plain = session.get(schema.Run, c.run_id).sampler == PLAIN
+        engine = self.engine() if plain else self.engine(tokens=True)
+        return sample_problems(db, engine, c.run_id, c.problem_ids, retry_window_s=window_s)
 
     def done(self, session: Session, c: Claim, count: int) -> list[Queued]:
         return [grade_batch_for(session, c.batch_id)]
@@ -230,7 +235,7 @@ class Scoring(_Counted):
         return f"scored {count} samples of run {c.run_id}"
 
 
-def run_sample_batch(db: Database, engine: Callable[[], Engine], batch_id: int, *, model_name: str, engine_name: str,
+def run_sample_batch(db: Database, engine: Callable[..., Engine], batch_id: int, *, model_name: str, engine_name: str,
                      max_attempts: int = defaults.BATCH_MAX_ATTEMPTS,
                      window_s: float = defaults.DB_RETRY_WINDOW_S, holder: Holder | None = None) -> list[Queued]:
     """Sample one batch; returns the grading batch to publish next (none if nothing ran, or

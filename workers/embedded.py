@@ -19,7 +19,9 @@ from boundary.api.models import ModelSpec, scorer_model
 from boundary.api.planning import Plan, plan, ungraded_count
 from boundary.api.prompts import get_template
 from boundary.api.runs import RunSpec, register
+from boundary.api.samplers import expected_cost_factor
 from boundary.api.types import Engine, Grader, Problem, ProgressFn
+from boundary.workers.samplers import token_engine_of
 from boundary.workers.work.grading import grade_run
 from boundary.workers.work.sampling import sample_problems
 from boundary.workers.work.scoring import score_run, score_targets
@@ -66,6 +68,8 @@ def run_embedded(
     with db.session() as session:
         the_plan = plan(session, spec, problems)
     engine = open_engine() if the_plan.needs_engine else None
+    if engine is not None and not spec.sampler.is_plain:
+        token_engine_of(engine, spec.sampler.name)  # an engine that cannot refuses before anything is written
     chat = engine.render_chat if engine is not None else None
     with db.session() as session:
         run_id, ids = register(session, spec, problems, lambda p: template.render(p, chat))
@@ -73,7 +77,8 @@ def run_embedded(
     drawn = 0
     if engine is not None:
         advance = progress("sampling", the_plan.missing_samples)
-        for chunk in chunks(problem_ids, spec.n, samples_per_chunk):
+        budget = max(1, int(samples_per_chunk // expected_cost_factor(spec.sampler, spec.sampling.max_tokens)))
+        for chunk in chunks(problem_ids, spec.n, budget):
             drawn += sample_problems(db, engine, run_id, chunk, advance)
     with db.session() as session:
         ungraded = ungraded_count(session, run_id, problem_keys=[p.key for p in problems])
@@ -107,7 +112,8 @@ def run_experiment_here(
             db,
             spec,
             problems,
-            open_engine=lambda spec=spec: open_engine(spec.engine, spec.model, spec.engine_options),
+            open_engine=lambda spec=spec: open_engine(spec.engine, spec.model, spec.engine_options,
+                                                      tokens=not spec.sampler.is_plain),
             open_grader=lambda spec=spec: open_grader(spec.benchmark.kind),
             progress=progress,
         )

@@ -21,7 +21,9 @@ class WorkerConfig:
     model_name: str | None = None
     """Sampling workers: the model (as named in the database) this worker serves."""
     engine_name: str | None = None
-    open_engine: Callable[[], Engine] | None = None
+    open_engine: Callable[..., Engine] | None = None
+    """Loads the engine; called with ``tokens=True`` for a batch of a sampler beyond plain (the
+    load options its token-level interface needs, boundary.workers.engines.TOKEN_OPTIONS)."""
     open_grader: Callable[[str], Grader] | None = None
     max_attempts: int = 3
     lease: Lease | None = None
@@ -31,6 +33,7 @@ class WorkerConfig:
 _config: WorkerConfig | None = None
 _database: Database | None = None
 _engine: Engine | None = None
+_engine_tokens = False
 _graders: dict[str, Grader] = {}
 
 
@@ -61,13 +64,16 @@ def database() -> Database:
     return _database
 
 
-def engine() -> Engine:
-    global _engine
-    if _engine is None:
+def engine(tokens: bool = False) -> Engine:
+    """This worker's engine, loaded on first use; ``tokens``: loaded for a sampler beyond plain
+    (a vLLM engine is loaded again in the other mode when a batch needs it; see TOKEN_OPTIONS)."""
+    global _engine, _engine_tokens
+    if _engine is None or _engine_tokens != tokens:
         factory = config().open_engine
         if factory is None:
             raise RuntimeError("this worker does not sample: it has no engine")
-        _engine = factory()
+        _engine = factory(tokens=True) if tokens else factory()
+        _engine_tokens = tokens
     return _engine
 
 

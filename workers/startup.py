@@ -66,7 +66,7 @@ def start_model_worker(kind: str, options: WorkerOptions, model_name: str, weigh
         spec = worker_model(db, model_name, weights, wait_s=wait_s)
     runtime.configure(runtime.WorkerConfig(
         database_url=options.database_url, model_name=model_name, engine_name=engine_name,
-        open_engine=lambda: open_engine(engine_name, spec, engine_options, cache_dir),
+        open_engine=lambda tokens=False: open_engine(engine_name, spec, engine_options, cache_dir, tokens=tokens),
         max_attempts=options.max_attempts, lease=lease,
     ))
     runtime.engine()

@@ -105,7 +105,8 @@ def _submit_here(experiment, settings: Settings, opts: dict[str, Any]) -> None:
     ):
         reports = run_experiment_here(
             db, experiment, settings.data_dir,
-            open_engine=lambda name, model, options: open_engine(name, model, options, settings.cache_dir),
+            open_engine=lambda name, model, options, tokens=False: open_engine(name, model, options,
+                                                                               settings.cache_dir, tokens=tokens),
             open_grader=open_grader,
             progress=bars,
         )

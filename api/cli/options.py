@@ -54,6 +54,19 @@ def sandbox_options(f: Callable) -> Callable:
     )(f)
 
 
+def sampler_options(f: Callable) -> Callable:
+    """``--sampler`` and ``-S KEY=VALUE``: how each sample is drawn (boundary.api.samplers)."""
+    f = click.option(
+        "-S", "--sampler-option", "sampler_option_pairs", multiple=True, metavar="KEY=VALUE",
+        help="A sampler option: alpha, proposal_temperature, block_tokens, mcmc_steps (power-mcmc), particles, "
+             "ess_threshold (power-smc), top_k, top_p (the proposal's truncation). Defaults: docs/samplers.md.",
+    )(f)
+    return click.option(
+        "--sampler", default="plain", show_default=True,
+        help="plain (one engine call per sample), power-mcmc or power-smc (sample p^alpha of the model).",
+    )(f)
+
+
 def parse_engine_options(pairs: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; values are read as YAML scalars (``true``, ``4096``, ``0.9``)."""
     options: dict[str, Any] = {}

@@ -13,16 +13,20 @@ from boundary.api.cli.options import (
     data_dir_option,
     database_option,
     parse_engine_options,
+    sampler_options,
     sandbox_options,
 )
 from boundary.api.config import Settings
 from boundary.api.requests import RunRequest, resolve, split_ids
+from boundary.api.samplers import POWER_MAX_TOKENS, parse_sampler_options
 
 EXAMPLES = """\b
 Examples:
   boundary run --model smollm2-135m --benchmark arith --limit 20 -k 8
   BOUNDARY_DATA_DIR=../shared/data boundary run --model smollm2-135m --benchmark gsm8k --limit 20 -k 16
-  boundary run --model ./ckpt/grpo-400 --model-name grpo-400 --role rlvr --benchmark math500 -k 128"""
+  boundary run --model ./ckpt/grpo-400 --model-name grpo-400 --role rlvr --benchmark math500 -k 128
+  boundary run --model smollm2-135m --benchmark arith --limit 10 -k 4 --sampler power-mcmc \\
+      -S block_tokens=32 -S mcmc_steps=2 --max-tokens 128"""
 
 
 @click.command(epilog=EXAMPLES)
@@ -42,9 +46,12 @@ Examples:
 @click.option("--problems", help="Only these problem ids, comma-separated.")
 @click.option("-k", "--samples", "n", type=int, default=defaults.N_SAMPLES, show_default=True,
               help="Samples per problem.")
-@click.option("--temperature", type=float, default=defaults.TEMPERATURE, show_default=True)
-@click.option("--top-p", type=float, default=defaults.TOP_P, show_default=True)
-@click.option("--max-tokens", type=int, default=defaults.MAX_TOKENS, show_default=True)
+@click.option("--temperature", type=float,
+              help=f"Sampling temperature of the plain sampler (default {defaults.TEMPERATURE:g}).")
+@click.option("--top-p", type=float, help=f"Nucleus top-p of the plain sampler (default {defaults.TOP_P:g}).")
+@click.option("--max-tokens", type=int,
+              help=f"Longest completion (default {defaults.MAX_TOKENS}; {POWER_MAX_TOKENS} under a power sampler).")
+@sampler_options
 @click.option("--seed", type=int, default=defaults.SEED, show_default=True,
               help="Run seed; sample i of a problem uses a seed derived from it and i.")
 @click.option("--template", help="Prompt template: qwen-boxed (default for math), boxed, chat, code-complete.")
@@ -82,6 +89,7 @@ def run(**opts: Any) -> None:
         engine=opts["engine"], engine_options=engine_options, model_name=opts["model_name"], role=opts["role"],
         family=opts["family"], fields=opts["fields"], hf_split=opts["hf_split"], hf_config=opts["hf_config"],
         limit=opts["limit"], problems=split_ids(opts["problems"]), kind=opts["kind"],
+        sampler=opts["sampler"], sampler_options=parse_sampler_options(opts["sampler_option_pairs"]),
     )
     spec, problems = resolve(request, settings.data_dir)
     with (
@@ -92,7 +100,8 @@ def run(**opts: Any) -> None:
             db,
             spec,
             problems,
-            open_engine=lambda: open_engine(spec.engine, spec.model, {**engine_options, **secret}, settings.cache_dir),
+            open_engine=lambda: open_engine(spec.engine, spec.model, {**engine_options, **secret}, settings.cache_dir,
+                                            tokens=not spec.sampler.is_plain),
             open_grader=lambda: grader_opener(opts["sandbox"], opts["unsafe_no_sandbox"])(spec.benchmark.kind),
             progress=bars,
         )

@@ -101,7 +101,7 @@ class Problem(Base):
 
 
 class Run(Base):
-    """Model x benchmark version x sampling parameters x prompt template x engine.
+    """Model x benchmark version x sampling parameters x prompt template x engine x sampler.
 
     ``n`` is the number of samples per problem asked for so far; asking for more tops the
     run up rather than creating a new one.
@@ -118,6 +118,8 @@ class Run(Base):
             "seed",
             "prompt_template",
             "engine",
+            "sampler",
+            "sampler_options",
             name="uq_runs_identity",
         ),
         CheckConstraint("n >= 1", name="n_positive"),
@@ -136,6 +138,10 @@ class Run(Base):
     prompt_template: Mapped[str] = mapped_column(String(100))
     engine: Mapped[str] = mapped_column(String(50))
     engine_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sampler: Mapped[str] = mapped_column(String(30), default="plain", server_default="plain")
+    """How each sample is drawn (boundary.api.samplers): plain, power-mcmc, power-smc."""
+    sampler_options: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    """The sampler's resolved options as canonical JSON (text, so it can be part of the unique identity)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -171,6 +177,15 @@ class Sample(Base):
     num_tokens: Mapped[int] = mapped_column(Integer)
     finish_reason: Mapped[str | None] = mapped_column(String(20))
     cumulative_logprob: Mapped[float | None] = mapped_column(Float)
+    decoded_tokens: Mapped[int | None] = mapped_column(Integer)
+    """Tokens the engine generated to draw this sample: its own, plus rejected proposals and
+    discarded particles under a sampler beyond plain (boundary.api.types.Cost)."""
+    prefill_tokens: Mapped[int | None] = mapped_column(Integer)
+    """Context tokens (prompt and prefix) sent with its engine calls; None where not counted."""
+    engine_calls: Mapped[int | None] = mapped_column(Integer)
+    """Sequences asked of the engine for it (a plain sample: 1)."""
+    sampler_stats: Mapped[Any | None] = mapped_column(JSON)
+    """The sampler's diagnostics for this sample (MH acceptance; SMC resamplings, final ESS)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

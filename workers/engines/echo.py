@@ -26,8 +26,12 @@ from typing import Any
 from boundary.api.errors import ConfigError, EngineError
 from boundary.api.models import ModelSpec
 from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+from boundary.workers.engines.markov import MarkovTokens
 
 OPTIONS = ("delay_s", "fail_on", "crash_on", "reply")
+
+ECHO_CHAIN_SEED = 15
+"""Seed of the echo engine's token-level Markov chain (any fixed value: it only has to stay the same)."""
 
 
 def echo_text(prompt: str, seed: int) -> str:
@@ -80,6 +84,26 @@ class EchoEngine:
             yield ScoreResult(r.key, per_token * len(tokens), len(tokens))
             if progress is not None:
                 progress(1)
+
+    def token_engine(self) -> MarkovTokens:
+        """A small Markov chain over six tokens (five words and a stop token) with exact log p
+        and log q: what the samplers beyond plain need, without a model."""
+        tokens = MarkovTokens.random(6, seed=ECHO_CHAIN_SEED)
+        tokens.words = ["one", "two", "three", "four", "five", ""]
+        engine = self
+
+        class EchoTokens(MarkovTokens):
+            name = "echo"
+
+            def encode(self, prompt: str) -> list[int]:
+                if engine.crash_on and engine.crash_on in prompt:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if engine.fail_on and engine.fail_on in prompt:
+                    raise EngineError(f"echo engine told to fail on prompts containing {engine.fail_on!r}")
+                return super().encode(prompt)
+
+        echo = EchoTokens(tokens.logits, tokens.stop, tokens.words)
+        return echo
 
     def close(self) -> None:
         pass

@@ -39,7 +39,7 @@ def generate(
     with the sample's own seed (``request.seed + i``), as a plain sample is."""
     tokens = token_engine_of(engine, spec.name)
     algorithm = ALGORITHMS[spec.name]
-    proposal = spec.proposal(config.top_p)
+    proposal = spec.proposal()
     chains: dict[tuple, Chain] = {}
     prompts: dict[str, list[int]] = {}
     prompt_tokens: dict[object, int] = {}
