@@ -137,18 +137,19 @@ class MarkovTokens:
             chosen = (cdf[state] <= u[:, None]).sum(axis=1)
             chosen = np.where(np.isfinite(logq_table[state, chosen]), chosen,
                               np.argmax(np.where(np.isfinite(logq_table[state]), np.arange(self.size), -1), axis=1))
-            lp, lq = self.logp[state, chosen], logq_table[state, chosen]
-            for j, row in enumerate(rows.tolist()):
-                tokens[row].append(int(chosen[j]))
-                lps[row].append(float(lp[j]))
-                lqs[row].append(float(lq[j]))
+            lp, lq = self.logp[state, chosen].tolist(), logq_table[state, chosen].tolist()
+            for j, (row, token) in enumerate(zip(rows.tolist(), chosen.tolist())):
+                tokens[row].append(token)
+                lps[row].append(lp[j])
+                lqs[row].append(lq[j])
             last[rows] = chosen
             remaining[rows] -= 1
             stopped[rows] = chosen == self.stop
             live[rows] = (remaining[rows] > 0) & ~stopped[rows]
             position += 1
+        flags = stopped.tolist()
         return [
-            Continuation(r.key, tuple(tokens[i]), tuple(lps[i]), tuple(lqs[i]), bool(stopped[i]),
+            Continuation(r.key, tuple(tokens[i]), tuple(lps[i]), tuple(lqs[i]), flags[i],
                          Cost(len(tokens[i]), len(r.context), 1))
             for i, r in enumerate(requests)
         ]

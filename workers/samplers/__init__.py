@@ -11,8 +11,8 @@ from boundary.api.errors import EngineError
 from boundary.api.samplers import POWER_MCMC, POWER_SMC, SamplerSpec
 from boundary.api.types import Completion, Engine, GenerationRequest, ProgressFn, SamplingConfig, TokenEngine
 from boundary.workers.samplers.driver import Chain, ChainResult, Rng, drive
-from boundary.workers.samplers.power_mcmc import power_mcmc
-from boundary.workers.samplers.power_smc import power_smc
+from boundary.workers.samplers.mcmc import power_mcmc
+from boundary.workers.samplers.smc import power_smc
 
 __all__ = ["Chain", "ChainResult", "Rng", "drive", "generate", "power_mcmc", "power_smc", "token_engine_of"]
 

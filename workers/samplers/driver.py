@@ -85,17 +85,21 @@ def drive(
     """Run every chain to its end; yields (key, result, cost) as chains finish. A chain's cost
     is the sum of what the engine reported for its continuations."""
     pending: dict[Hashable, list[Extension]] = {}
-    costs: dict[Hashable, Cost] = {}
+    spent: dict[Hashable, list[int]] = {}  # decoded, prefill, calls: summed as ints, one Cost at the end
     live = dict(chains)
+
+    def finished(key: Hashable, result: ChainResult) -> tuple[Hashable, ChainResult, Cost]:
+        del live[key]
+        if progress is not None:
+            progress(1)
+        return key, result, Cost(*spent.pop(key))
+
     for key, chain in list(live.items()):
-        costs[key] = Cost()
+        spent[key] = [0, 0, 0]
         try:
             pending[key] = next(chain)
         except StopIteration as stop:
-            del live[key]
-            yield key, stop.value, costs[key]
-            if progress is not None:
-                progress(1)
+            yield finished(key, stop.value)
     while pending:
         order = list(pending)
         flat = [e for key in order for e in pending[key]]
@@ -104,12 +108,12 @@ def drive(
         pending = {}
         for key in order:
             got = answers[key]
+            total = spent[key]
             for c in got:
-                costs[key] = costs[key] + c.cost
+                total[0] += c.cost.decoded_tokens
+                total[1] += c.cost.prefill_tokens
+                total[2] += c.cost.engine_calls
             try:
                 pending[key] = live[key].send(got)
             except StopIteration as stop:
-                del live[key]
-                yield key, stop.value, costs[key]
-                if progress is not None:
-                    progress(1)
+                yield finished(key, stop.value)
