@@ -184,7 +184,7 @@ class Sample(Base):
     """Context tokens (prompt and prefix) sent with its engine calls; None where not counted."""
     engine_calls: Mapped[int | None] = mapped_column(Integer)
     """Sequences asked of the engine for it (a plain sample: 1)."""
-    sampler_stats: Mapped[Any | None] = mapped_column(JSON)
+    sampler_stats: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))
     """The sampler's diagnostics for this sample (MH acceptance; SMC resamplings, final ESS)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

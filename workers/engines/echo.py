@@ -87,7 +87,8 @@ class EchoEngine:
 
     def token_engine(self) -> MarkovTokens:
         """A small Markov chain over six tokens (five words and a stop token) with exact log p
-        and log q: what the samplers beyond plain need, without a model."""
+        and log q: what the samplers beyond plain need, without a model. ``delay_s`` is slept
+        once per engine call, ``fail_on`` and ``crash_on`` act on the prompt, as for plain."""
         tokens = MarkovTokens.random(6, seed=ECHO_CHAIN_SEED)
         tokens.words = ["one", "two", "three", "four", "five", ""]
         engine = self
@@ -101,6 +102,11 @@ class EchoEngine:
                 if engine.fail_on and engine.fail_on in prompt:
                     raise EngineError(f"echo engine told to fail on prompts containing {engine.fail_on!r}")
                 return super().encode(prompt)
+
+            def extend(self, requests, proposal):  # noqa: ANN001, ANN202 - MarkovTokens.extend's signature
+                if engine.delay_s:
+                    time.sleep(engine.delay_s)
+                return super().extend(requests, proposal)
 
         echo = EchoTokens(tokens.logits, tokens.stop, tokens.words)
         return echo
