@@ -33,6 +33,10 @@ OPTIONS = ("delay_s", "fail_on", "crash_on", "reply")
 ECHO_CHAIN_SEED = 15
 """Seed of the echo engine's token-level Markov chain (any fixed value: it only has to stay the same)."""
 
+ECHO_STOP_SHIFT = 1.0
+"""Lowers the stop token's logits in the echo chain so that its completions run to about ten
+tokens (unshifted, most stop after one or two), giving the samplers blocks to work on."""
+
 
 def echo_text(prompt: str, seed: int) -> str:
     """The completion of ``prompt`` for ``seed``: a short line ending in a boxed number."""
@@ -90,6 +94,7 @@ class EchoEngine:
         and log q: what the samplers beyond plain need, without a model. ``delay_s`` is slept
         once per engine call, ``fail_on`` and ``crash_on`` act on the prompt, as for plain."""
         tokens = MarkovTokens.random(6, seed=ECHO_CHAIN_SEED)
+        tokens.logits[:, tokens.stop] -= ECHO_STOP_SHIFT
         tokens.words = ["one", "two", "three", "four", "five", ""]
         engine = self
 
