@@ -4,6 +4,7 @@ through it, so both reject bad input the same way, before anything is written.""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from boundary.api.errors import ConfigError, UnknownName
 from boundary.api.models import resolve_model
 from boundary.api.prompts import default_template, get_template
 from boundary.api.runs import RunSpec
-from boundary.api.samplers import POWER_MAX_TOKENS, SamplerSpec, sampler_spec
+from boundary.api.samplers import POWER_MAX_TOKENS, SamplerSpec, foreign_options, sampler_spec
 from boundary.api.types import ENGINES, Problem, SamplingConfig
+
+log = logging.getLogger("boundary.requests")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ def resolve(request: RunRequest, data_dir: Path | None) -> tuple[RunSpec, list[P
     if request.n < 1:
         raise ConfigError(f"-k must be >= 1, got {request.n}")
     sampler = sampler_spec(request.sampler, request.sampler_options)
+    for key, owners in foreign_options(request.sampler, request.sampler_options).items():
+        log.warning("note: %s does not use -S %s (an option of %s); left out", request.sampler, key, ", ".join(owners))
     sampling = sampling_for(request, sampler)
     if request.engine not in ENGINES:
         raise UnknownName("engine", request.engine, ENGINES)

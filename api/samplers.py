@@ -159,9 +159,26 @@ def _check(name: str, o: PowerMcmcOptions | PowerSmcOptions) -> None:
             raise ConfigError(f"{name} option ess_threshold must be in [0, 1], got {o.ess_threshold:g}")
 
 
+def _option_names(name: str) -> set[str]:
+    cls = OPTIONS[name]
+    return {f.name for f in fields(cls)} if cls is not type(None) else set()
+
+
+def foreign_options(name: str, options: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The options given to a power sampler that belong only to another one (``mcmc_steps``
+    to power-smc): per option, the samplers that take it. ``sampler_spec`` leaves them out, so a
+    command can switch ``--sampler`` without editing its options; the caller says so."""
+    if name not in SAMPLERS or name == PLAIN:
+        return {}
+    own = _option_names(name)
+    return {key: [s for s in SAMPLERS if key in _option_names(s)] for key in options
+            if key not in own and any(key in _option_names(s) for s in SAMPLERS)}
+
+
 def sampler_spec(name: str | None, options: Mapping[str, Any] | None = None) -> SamplerSpec:
     """Check a sampler name and its options (strings from ``-S key=value`` are converted) and
-    fill in every default; raises ConfigError naming the bad option."""
+    fill in every default; raises ConfigError naming the bad option. An option of another power
+    sampler only is left out (``foreign_options``); one no sampler knows is an error."""
     name = name or PLAIN
     if name not in SAMPLERS:
         raise UnknownName("sampler", name, SAMPLERS)
@@ -170,6 +187,8 @@ def sampler_spec(name: str | None, options: Mapping[str, Any] | None = None) -> 
         if given:
             raise ConfigError(f"the plain sampler takes no options (got {', '.join(sorted(given))})")
         return SamplerSpec(PLAIN, {})
+    for key in foreign_options(name, given):
+        del given[key]
     cls = OPTIONS[name]
     kinds = {f.name: f.type for f in fields(cls)}
     unknown = sorted(set(given) - set(kinds))

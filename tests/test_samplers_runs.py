@@ -97,7 +97,7 @@ def test_samplers_are_separate_runs_and_each_sample_records_its_cost(sqlite_url:
     [
         (["--sampler", "gibbs"], "unknown sampler 'gibbs' (known: plain, power-mcmc, power-smc)"),
         (["--sampler", "power-mcmc", "-S", "beta=2"], "unknown power-mcmc option(s): beta"),
-        (["--sampler", "power-mcmc", "-S", "particles=4"], "unknown power-mcmc option(s): particles"),
+        (["--sampler", "power-mcmc", "-S", "particle=4"], "unknown power-mcmc option(s): particle"),
         (["--sampler", "power-mcmc", "-S", "alpha=0"], "power-mcmc option alpha must be > 0, got 0"),
         (["--sampler", "power-mcmc", "-S", "alpha=-1"], "power-mcmc option alpha must be > 0, got -1"),
         (["--sampler", "power-mcmc", "-S", "alpha=four"], "power-mcmc option alpha must be a number"),
@@ -118,6 +118,19 @@ def test_bad_sampler_input_is_one_line_and_writes_nothing(extra: list[str], mess
     assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr
     assert not db_file.exists()
+
+
+def test_an_option_of_the_other_power_sampler_is_left_out_with_a_note(sqlite_url: str) -> None:
+    """The issue's two commands differ only in --sampler: power-smc has no mcmc_steps."""
+    result = boundary("run", *ECHO, "--sampler", "power-smc", "-S", "block_tokens=4", "-S", "mcmc_steps=2",
+                      "-S", "particles=3", "--max-tokens", "16", "-k", "1", "--database-url", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert "note: power-smc does not use -S mcmc_steps (an option of power-mcmc); left out" in result.stderr
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        options = json.loads(conn.execute(text("SELECT sampler_options FROM runs")).scalar_one())
+    engine.dispose()
+    assert "mcmc_steps" not in options and options["particles"] == 3
 
 
 def test_an_experiment_file_has_a_samplers_axis(tmp_path: Path, sqlite_url: str) -> None:

@@ -58,8 +58,8 @@ class MarkovTokens:
 
     def proposal_logq(self, proposal: Proposal) -> np.ndarray:
         """log q(next | last) for every pair: the logits at the proposal's temperature,
-        truncated to top-k and to the nucleus top-p (vLLM's rule: keep the most likely tokens
-        until their mass reaches top_p, always at least one), renormalized."""
+        truncated to top-k, then to the nucleus top-p of what top-k kept (vLLM's rule: keep the
+        most likely tokens until their mass reaches top_p, always at least one), renormalized."""
         if proposal not in self._proposals:
             scaled = self.logits / proposal.temperature
             logq = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
@@ -68,9 +68,10 @@ class MarkovTokens:
             if proposal.top_k:
                 for row in range(self.size):
                     keep[row, order[row, proposal.top_k:]] = False
-            if proposal.top_p < 1:
+            if proposal.top_p < 1:  # on the top-k renormalized, as vLLM applies them
                 for row in range(self.size):
-                    probs = np.exp(logq[row, order[row]])
+                    probs = np.where(keep[row, order[row]], np.exp(logq[row, order[row]]), 0.0)
+                    probs = probs / probs.sum()
                     drop = np.cumsum(probs) - probs >= proposal.top_p
                     keep[row, order[row, drop]] = False
             kept = np.where(keep, logq, -np.inf)
