@@ -19,7 +19,7 @@ STRICT = os.environ.get("BOUNDARY_TEST_STRICT") == "1"
 would skip (no PostgreSQL, no Redis, no bwrap namespaces, no model weights...) fails instead,
 so that a broken setup cannot pass for a green run."""
 
-MODEL_FIXTURES = frozenset({"cache_dir", "vllm_engine", "hf_engine", "vllm_server"})
+MODEL_FIXTURES = frozenset({"cache_dir", "vllm_engine", "hf_model", "hf_engine", "vllm_server"})
 """Fixtures that load a real model (or hand out the folder its weights are cached in): a test
 using one takes minutes, so it must be marked ``slow`` and stay out of ``pytest -m "not slow"``."""
 

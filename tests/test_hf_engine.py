@@ -21,28 +21,6 @@ QUESTIONS = ["What is 2 + 3?", "Name three primary colors and say why they are c
 SEEDS = [11, 22, 33]
 
 
-@pytest.fixture(scope="module")
-def hf_engine(cache_dir: Path) -> Iterator:
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    from boundary.api.errors import EngineError
-    from boundary.workers.engines.hf.engine import TransformersEngine
-    from boundary.workers.engines.weights import local_weights
-
-    try:
-        local_weights(ALIASES["smollm2-135m"], cache_dir)  # converted once into the cache
-    except EngineError as exc:
-        pytest.skip(f"SmolLM2-135M weights unavailable: {exc}")
-    # One thread: these tests share two cores with other processes, and OpenMP threads
-    # waiting on a busy core make decoding 10-40x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    engine = TransformersEngine.load(ALIASES["smollm2-135m"], {}, cache_dir)
-    yield engine
-    engine.close()
-    torch.set_num_threads(threads)
-
-
 def prompts(engine) -> list[str]:
     return [engine.render_chat([{"role": "user", "content": q}]) for q in QUESTIONS]
 

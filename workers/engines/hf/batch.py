@@ -4,7 +4,7 @@ with the same arithmetic for a row whatever the batch holds (the rules: docs/eng
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,14 +60,15 @@ class Batch:
     """Rows whose prompts share a padded length, decoded together until every row finishes.
 
     The tensors (KV cache, mask, positions, logits) hold the live rows, then ``filler`` copies
-    of the first live row that keep every matrix product at ``MIN_ROWS`` rows or more."""
+    of the first live row that keep every matrix product at ``MIN_ROWS`` rows or more. ``config``
+    is what ``_draw`` samples with (None for a subclass whose ``_draw`` does not use it)."""
 
     def __init__(
         self,
         engine: TransformersEngine,
         prompts: list[Prompt],
         rows: list[Row],
-        config: SamplingConfig,
+        config: SamplingConfig | None,
         limits: Limits,
     ):
         self.engine, self.prompts, self.rows, self.config, self.limits = engine, prompts, rows, config, limits
@@ -106,14 +107,19 @@ class Batch:
         import torch
 
         with torch.inference_mode():
-            logits = self.logits[: len(self.rows)]
-            tokens = sample_tokens(logits, self.config, self._uniforms().to(logits.device))
-            logprobs = logits.log_softmax(dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-            finished = self._record(tokens.tolist(), logprobs.tolist())
+            tokens, finished = self._draw(self.logits[: len(self.rows)])
             live = [i for i, row in enumerate(self.rows) if row.finish_reason is None]
             if live:
                 self._forward(tokens, live)
         return finished
+
+    def _draw(self, logits: Any) -> tuple[Any, list[Row]]:
+        """Draw a token for every live row from its ``logits`` and record it: the tokens, and the
+        rows that just finished. A batch that draws otherwise (the token-level interface's
+        proposal) overrides this."""
+        tokens = sample_tokens(logits, self.config, self._uniforms().to(logits.device))
+        logprobs = logits.log_softmax(dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        return tokens, self._record(tokens.tolist(), logprobs.tolist())
 
     def _uniforms(self) -> Any:
         """One uniform number per live row from the row's own generator (unused when greedy)."""
@@ -197,11 +203,14 @@ def plan(
     for width in sorted(by_width):
         pairs = by_width[width]
         for start in range(0, len(pairs), batch_size):
-            yield _slotted(pairs[start : start + batch_size], prompts)
+            yield slotted(pairs[start : start + batch_size], prompts)
 
 
-def _slotted(pairs: list[tuple[str, Row]], prompts: Mapping[str, Prompt]) -> tuple[list[Prompt], list[Row]]:
-    slots: dict[str, int] = {}
-    for text, row in pairs:
-        row.prompt_slot = slots.setdefault(text, len(slots))
-    return [prompts[text] for text in slots], [row for _, row in pairs]
+def slotted(pairs: Sequence[tuple[Hashable, Row]],
+            prompts: Mapping[Any, Prompt]) -> tuple[list[Prompt], list[Row]]:
+    """One batch's distinct prompts (each prompt named by a key: its text, or its token ids), and
+    its rows with ``prompt_slot`` pointing into them."""
+    slots: dict[Hashable, int] = {}
+    for name, row in pairs:
+        row.prompt_slot = slots.setdefault(name, len(slots))
+    return [prompts[name] for name in slots], [row for _, row in pairs]

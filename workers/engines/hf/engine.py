@@ -11,11 +11,20 @@ from typing import Any
 
 from boundary.api.errors import EngineError
 from boundary.api.models import ModelSpec
-from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+from boundary.api.types import (
+    Completion,
+    GenerationRequest,
+    ProgressFn,
+    SamplingConfig,
+    ScoreRequest,
+    ScoreResult,
+    TokenEngine,
+)
 from boundary.workers.engines.hf import scoring
 from boundary.workers.engines.hf.attention import ATTENTION, register_attention
 from boundary.workers.engines.hf.batch import Batch, Limits, Prompt, Row, plan
 from boundary.workers.engines.hf.options import HfOptions, parse_options
+from boundary.workers.engines.hf.tokens import HfTokens
 from boundary.workers.engines.weights import local_weights
 
 
@@ -118,6 +127,14 @@ class TransformersEngine:
             yield from scoring.score(self, requests, progress)
         except RuntimeError as exc:  # out of memory, a device error
             raise EngineError(f"transformers scoring failed: {_first_line(exc)}") from exc
+
+    def token_engine(self) -> TokenEngine:
+        """This engine's token-level interface (``tokens.HfTokens``), what the samplers beyond
+        plain sampling drive: it needs no other load options (the raw and the proposal's
+        log-probabilities both come from the logits)."""
+        if self.model is None:
+            raise EngineError("the hf engine is closed")
+        return HfTokens(self)
 
     def close(self) -> None:
         model, self.model = self.model, None
