@@ -10,7 +10,7 @@ from typing import Any
 from boundary.api.errors import EngineError
 from boundary.api.models import ModelSpec
 from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
-from boundary.workers.engines.openai.batch import Batch, samples_of
+from boundary.workers.engines.openai.batch import Batch, samples_of, sampling
 from boundary.workers.engines.openai.messages import describe
 from boundary.workers.engines.openai.options import OpenAIOptions
 from boundary.workers.engines.openai.server import check_server
@@ -22,7 +22,7 @@ class OpenAIEngine:
     def __init__(self, options: OpenAIOptions):
         self.options = options
         self._tokenizer: Any = None
-        self._batches: set[Batch] = set()
+        self._batches: set[Batch[Any, Any]] = set()
         self._closed = False
 
     @classmethod
@@ -58,7 +58,7 @@ class OpenAIEngine:
         samples = samples_of(requests)
         if not samples:
             return
-        batch = Batch(self.options, samples, config)
+        batch = Batch(self.options, samples, sampling(config))
         self._batches.add(batch)
         try:
             for completion in batch:
