@@ -47,11 +47,12 @@ def samples_of(requests: Sequence[GenerationRequest]) -> list[Sample]:
 
 class Refused(EngineError):
     """The server answered a request with a status that is not worth retrying (a 4xx other
-    than RETRY_STATUSES); ``status`` lets a caller tell a missing endpoint (404) from bad input."""
+    than RETRY_STATUSES); ``status`` lets a caller tell a missing endpoint (404) from bad input,
+    ``detail`` is the status and the server's message."""
 
-    def __init__(self, message: str, status: int):
+    def __init__(self, message: str, status: int, detail: str):
         super().__init__(message)
-        self.status = status
+        self.status, self.detail = status, detail
 
 
 class _Done:
@@ -149,7 +150,7 @@ class Batch(Generic[Item, Result]):
                     return decode(response, where)
                 failure = f"{response.status_code}: {server_message(response)}"
                 if not is_retryable(response.status_code):
-                    raise Refused(f"{where} answered {failure}", response.status_code)
+                    raise Refused(f"{where} answered {failure}", response.status_code, failure)
                 retry_after = retry_after_s(response)
             if attempt + 1 < attempts:
                 await asyncio.sleep(backoff_delay(attempt, self.options, retry_after, self.rng))
