@@ -1,5 +1,8 @@
-"""One ``generate`` call of the openai engine: its samples (one HTTP request each), drawn
-concurrently on an event loop in a background thread, completions handed back as they finish."""
+"""Concurrent requests of the openai engine: a batch of items, each handled by one or more HTTP
+requests, drawn on an event loop in a background thread, results handed back as they finish.
+A ``generate`` call is one batch of samples (one request each); the token-level interface
+(``tokens.OpenAITokens``) runs its extensions (two requests each) and its single requests the same
+way, so every request shares the concurrency limit, the retries and the error messages."""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import asyncio
 import queue
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -19,6 +22,9 @@ from boundary.workers.engines.openai.messages import describe, public_url, serve
 from boundary.workers.engines.openai.options import OpenAIOptions
 from boundary.workers.engines.openai.retries import backoff_delay, is_retryable, retry_after_s
 from boundary.workers.engines.openai.server import completion_of, decode, headers, payload
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,18 @@ def samples_of(requests: Sequence[GenerationRequest]) -> list[Sample]:
     ]
 
 
+class Refused(EngineError):
+    """The server answered a request with a status that is not worth retrying (a 4xx other
+    than RETRY_STATUSES); ``status`` lets a caller tell a missing endpoint (404) from bad input,
+    ``detail`` is the status and the server's message."""
+
+    def __init__(self, message: str, status: int, detail: str):
+        super().__init__(message)
+        self.status, self.detail = status, detail
+
+
 class _Done:
-    """Put on the result queue when every sample has been yielded."""
+    """Put on the result queue when every item has been handled."""
 
 
 @dataclass(frozen=True)
@@ -48,21 +64,23 @@ class _Failed:
     error: BaseException
 
 
-class Batch:
-    """One ``generate`` call in flight: an event loop in a background thread drawing every
-    sample, and a queue the caller's thread reads completions from."""
+Handler = Callable[["Batch[Any, Any]", httpx.AsyncClient, Item], Awaitable[Result]]
+"""The work for one item: the requests it needs (through ``Batch.post``) and its result."""
 
-    def __init__(self, options: OpenAIOptions, samples: list[Sample], config: SamplingConfig):
-        self.options, self.samples, self.config = options, samples, config
-        self.url = f"{options.base_url}/completions"
-        self.where = f"OpenAI-compatible server at {public_url(self.url)}"
-        self.results: queue.SimpleQueue[Completion | _Done | _Failed] = queue.SimpleQueue()
+
+class Batch(Generic[Item, Result]):
+    """Items in flight: an event loop in a background thread handling each with ``handle``, at
+    most ``options.concurrency`` at once, and a queue the caller's thread reads results from."""
+
+    def __init__(self, options: OpenAIOptions, items: Sequence[Item], handle: Handler[Item, Result]):
+        self.options, self.items, self.handle = options, list(items), handle
+        self.results: queue.SimpleQueue[Result | _Done | _Failed] = queue.SimpleQueue()
         self.rng = random.Random()
         self.loop = asyncio.new_event_loop()
         self.task = self.loop.create_task(self.run())
         self.thread = threading.Thread(target=self._thread_main, name="openai-engine", daemon=True)
 
-    def __iter__(self) -> Iterator[Completion]:
+    def __iter__(self) -> Iterator[Result]:
         self.thread.start()
         while True:
             item = self.results.get()
@@ -102,9 +120,9 @@ class Batch:
         )
         try:
             async with client:
-                pending = iter(self.samples)
+                pending = iter(self.items)
                 async with asyncio.TaskGroup() as group:
-                    for _ in range(min(width, len(self.samples))):
+                    for _ in range(min(width, len(self.items))):
                         group.create_task(self.worker(client, pending))
         except BaseExceptionGroup as failures:
             self.results.put(_Failed(first_error(failures)))
@@ -113,30 +131,58 @@ class Batch:
         else:
             self.results.put(_Done())
 
-    async def worker(self, client: httpx.AsyncClient, pending: Iterator[Sample]) -> None:
-        for sample in pending:
-            body = await self.post(client, payload(self.options.model, sample, self.config))
-            self.results.put(completion_of(sample, body))
+    async def worker(self, client: httpx.AsyncClient, pending: Iterator[Item]) -> None:
+        for item in pending:
+            self.results.put(await self.handle(self, client, item))
 
-    async def post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> Any:
-        """POST ``body``, retrying what can be retried; the decoded answer."""
+    async def post(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` to ``url``, retrying what can be retried; the decoded answer."""
+        where = f"OpenAI-compatible server at {public_url(url)}"
         attempts = self.options.max_retries + 1
         for attempt in range(attempts):
             retry_after, failure = None, ""
             try:
-                response = await client.post(self.url, json=body)
+                response = await client.post(url, json=body)
             except httpx.TransportError as exc:
                 failure = describe(exc)
             else:
                 if response.is_success:
-                    return decode(response, self.where)
+                    return decode(response, where)
                 failure = f"{response.status_code}: {server_message(response)}"
                 if not is_retryable(response.status_code):
-                    raise EngineError(f"{self.where} answered {failure}")
+                    raise Refused(f"{where} answered {failure}", response.status_code, failure)
                 retry_after = retry_after_s(response)
             if attempt + 1 < attempts:
                 await asyncio.sleep(backoff_delay(attempt, self.options, retry_after, self.rng))
-        raise EngineError(f"{self.where} failed {attempts} attempt(s), last: {failure}")
+        raise EngineError(f"{where} failed {attempts} attempt(s), last: {failure}")
+
+
+def sampling(config: SamplingConfig) -> Handler[Sample, Completion]:
+    """The work of a plain sample: one ``/completions`` request."""
+
+    async def draw(batch: Batch[Any, Any], client: httpx.AsyncClient, sample: Sample) -> Completion:
+        options = batch.options
+        body = await batch.post(client, f"{options.base_url}/completions", payload(options.model, sample, config))
+        return completion_of(sample, body)
+
+    return draw
+
+
+def gather(options: OpenAIOptions, items: Sequence[Item], handle: Handler[Item, Result]) -> list[Result]:
+    """Handle every item concurrently (a Batch), the results in the items' order; what is still
+    in flight is cancelled if one fails."""
+
+    async def indexed(batch: Batch[Any, Any], client: httpx.AsyncClient, item: tuple[int, Item]) -> tuple[int, Result]:
+        return item[0], await handle(batch, client, item[1])
+
+    out: list[Any] = [None] * len(items)
+    batch = Batch(options, list(enumerate(items)), indexed)
+    try:
+        for index, result in batch:
+            out[index] = result
+    finally:
+        batch.close()
+    return out
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

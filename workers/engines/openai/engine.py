@@ -9,11 +9,12 @@ from typing import Any
 
 from boundary.api.errors import EngineError
 from boundary.api.models import ModelSpec
-from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig
-from boundary.workers.engines.openai.batch import Batch, samples_of
+from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, TokenEngine
+from boundary.workers.engines.openai.batch import Batch, samples_of, sampling
 from boundary.workers.engines.openai.messages import describe
 from boundary.workers.engines.openai.options import OpenAIOptions
 from boundary.workers.engines.openai.server import check_server
+from boundary.workers.engines.openai.tokens import OpenAITokens
 
 
 class OpenAIEngine:
@@ -22,7 +23,8 @@ class OpenAIEngine:
     def __init__(self, options: OpenAIOptions):
         self.options = options
         self._tokenizer: Any = None
-        self._batches: set[Batch] = set()
+        self._tokens: OpenAITokens | None = None
+        self._batches: set[Batch[Any, Any]] = set()
         self._closed = False
 
     @classmethod
@@ -47,6 +49,18 @@ class OpenAIEngine:
             self._tokenizer = load_tokenizer(self.options.tokenizer)
         return self._tokenizer
 
+    def token_engine(self) -> TokenEngine:
+        """The server's token-level interface (workers/engines/openai/tokens.py), checked once per
+        engine: the samplers ask for it at every batch, and what it checks (the server's
+        endpoints, its logprobs mode) is fixed when the server starts. It is checked here rather
+        than at the first extend so that a server that cannot serve a sampler is refused before
+        any prompt is encoded or any chain drawn."""
+        if self._closed:
+            raise EngineError("the openai engine is closed")
+        if self._tokens is None:
+            self._tokens = OpenAITokens.connect(self.options)
+        return self._tokens
+
     def generate(
         self,
         requests: Sequence[GenerationRequest],
@@ -58,7 +72,7 @@ class OpenAIEngine:
         samples = samples_of(requests)
         if not samples:
             return
-        batch = Batch(self.options, samples, config)
+        batch = Batch(self.options, samples, sampling(config))
         self._batches.add(batch)
         try:
             for completion in batch:
@@ -75,6 +89,7 @@ class OpenAIEngine:
             batch.close()
         self._batches.clear()
         self._tokenizer = None
+        self._tokens = None
 
 
 def load_tokenizer(source: str | None) -> Any:
