@@ -281,3 +281,27 @@ def test_an_empty_extension_asks_nothing(server: TokenServer) -> None:
 
 def test_openai_tokens_is_the_engines_token_engine(server: TokenServer) -> None:
     assert isinstance(tokens_of(server), OpenAITokens)
+
+
+def test_boundary_run_with_a_raw_mode_server_refuses_in_one_line_and_registers_nothing(
+        server: TokenServer, tmp_path: Path) -> None:
+    """What a user sees: the sampler refused before any run, model or benchmark is stored."""
+    from click.testing import CliRunner
+    from sqlalchemy import create_engine, text
+
+    from boundary.api.cli import cli
+
+    server.raw = True
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = CliRunner().invoke(cli, [
+        "run", "--model", "fake/token-model", "-o", f"model={MODEL}", "--engine", "openai", "--base-url",
+        server.base_url, "--benchmark", "arith", "--limit", "2", "-k", "1", "--sampler", "power-mcmc",
+        "--database-url", url, "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: the openai engine needs log-probabilities under the proposal")
+    assert len(result.stderr.strip().splitlines()) == 1
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        counts = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in ("runs", "models", "benchmarks")]
+    engine.dispose()
+    assert counts == [0, 0, 0]
