@@ -184,3 +184,27 @@ def test_a_power_batch_through_a_real_worker_killed_mid_batch_stores_each_sample
     assert fleet.sql("SELECT DISTINCT sampler FROM runs") == [("power-mcmc",)]
     costs = fleet.sql("SELECT min(engine_calls), min(decoded_tokens - num_tokens) FROM samples")[0]
     assert costs[0] >= 1 + 3 and costs[1] >= 0
+
+
+@pytest.mark.slow
+def test_power_mcmc_on_a_real_model_tops_up_to_exactly_one_larger_run(hf_engine, tmp_path: Path) -> None:
+    """SmolLM2-135M through the hf engine, whose draws do not depend on the batch: a power-mcmc
+    run of 1 sample per problem topped up to 2 stores exactly what a run of 2 stores."""
+    from boundary.api.db import Database
+    from boundary.api.requests import RunRequest, resolve
+    from boundary.workers.embedded import run_embedded
+    from boundary.workers.graders import open_grader
+
+    def draw(url: str, n: int) -> None:
+        spec, problems = resolve(RunRequest(model="smollm2-135m", benchmark="arith", n=n, max_tokens=24,
+                                            engine="hf", limit=2, sampler="power-mcmc",
+                                            sampler_options={"block_tokens": 8, "mcmc_steps": 2}), None)
+        with Database.opened(url) as db:
+            run_embedded(db, spec, problems, open_engine=lambda: hf_engine, open_grader=lambda: open_grader("math"))
+
+    topped, fresh = f"sqlite:///{tmp_path / 'topped.db'}", f"sqlite:///{tmp_path / 'fresh.db'}"
+    draw(topped, 1)
+    draw(topped, 2)
+    draw(fresh, 2)
+    assert stored(topped) == stored(fresh) and len(stored(fresh)) == 4
+    assert all(decoded > num_tokens for _, num_tokens, decoded, *_ in stored(fresh).values())
