@@ -14,7 +14,7 @@ from boundary.api.analysis.passk import passk_table, with_confidence
 from boundary.api.db import Database, schema
 from boundary.api.errors import NotFound
 from boundary.api.runs import find_runs
-from boundary.api.samplers import DIAGNOSTICS, SamplerSpec, stored_sampler
+from boundary.api.samplers import DIAGNOSTICS, PLAIN, SamplerSpec, stored_sampler
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RunReport:
     correct: int
     partial: bool
     pass_at_k: dict[int, float] = field(default_factory=dict)
-    sampler: str = "plain"
+    sampler: str = PLAIN
     sampler_options: dict[str, Any] = field(default_factory=dict)
     """The sampler's resolved options (boundary.api.samplers)."""
     mean_decoded_tokens: float | None = None
