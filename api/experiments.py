@@ -178,7 +178,8 @@ def _samplers(model: Mapping, data: Mapping, path: str, where: _Where) -> list[t
             except ConfigError as exc:
                 raise where.error(entry, here, str(exc)) from None
             # typed as the sampler reads them, so `-S block_tokens=32` and `block_tokens: 32` are one spec
-            out.append((str(entry["name"]), {k: spec.options[k] for k in options}))
+            # (an option of another power sampler only, which sampler_spec leaves out, is left out here too)
+            out.append((str(entry["name"]), {k: spec.options[k] for k in options if k in spec.options}))
         return out
     return [(PLAIN, {})]
 

@@ -199,20 +199,15 @@ def _check(name: str, o: PowerMcmcOptions | PowerSmcOptions) -> None:
             raise ConfigError(f"{name} option ess_threshold must be in [0, 1], got {o.ess_threshold:g}")
 
 
-def _option_names(name: str) -> set[str]:
-    cls = OPTIONS[name]
-    return {f.name for f in fields(cls)} if cls is not type(None) else set()
-
-
 def foreign_options(name: str, options: Mapping[str, Any]) -> dict[str, list[str]]:
     """The options given to a power sampler that belong only to another one (``mcmc_steps``
     to power-smc): per option, the samplers that take it. ``sampler_spec`` leaves them out, so a
     command can switch ``--sampler`` without editing its options; the caller says so."""
     if name not in SAMPLERS or name == PLAIN:
         return {}
-    own = _option_names(name)
-    return {key: [s for s in SAMPLERS if key in _option_names(s)] for key in options
-            if key not in own and any(key in _option_names(s) for s in SAMPLERS)}
+    own = option_names(name)
+    return {key: [s for s in SAMPLERS if key in option_names(s)] for key in options
+            if key not in own and any(key in option_names(s) for s in SAMPLERS)}
 
 
 def sampler_spec(name: str | None, options: Mapping[str, Any] | None = None) -> SamplerSpec:
