@@ -190,6 +190,12 @@ def test_submit_flags_name_samplers_and_route_their_options(tmp_path: Path) -> N
     assert named.name == "smollm2-135m-arith-power-mcmc" and plain.name == "smollm2-135m-arith"
 
 
+def test_an_entry_option_only_another_power_sampler_takes_is_left_out(tmp_path: Path) -> None:
+    exp = load_file(write(tmp_path, "name: x\nbenchmarks: [arith]\nmodels:\n  - {model: smollm2-135m}\n"
+                                    "samplers: [{name: power-smc, particles: 4, mcmc_steps: 2}]\n"))
+    assert [(r.sampler, r.sampler_options) for r in exp.requests] == [("power-smc", {"particles": 4})]
+
+
 @pytest.mark.parametrize(("samplers", "options", "common", "message"), [
     (["power-smc"], {"mcmc_steps": "2"}, {}, "no sampler given takes option(s) mcmc_steps (samplers: power-smc"),
     ([], {"alpha": "2"}, {}, "no sampler given takes option(s) alpha (samplers: plain; plain takes none)"),
