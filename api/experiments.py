@@ -20,7 +20,7 @@ from boundary.api.errors import ConfigError, DataError
 from boundary.api.prompts import TEMPLATES
 from boundary.api.requests import RunRequest, resolve
 from boundary.api.runs import RunSpec, find_runs, register
-from boundary.api.samplers import PLAIN, sampler_spec
+from boundary.api.samplers import PLAIN, sampler_entries, sampler_spec
 from boundary.api.types import Problem, canonical_json
 from boundary.api.yamlfile import read_yaml
 
@@ -174,10 +174,12 @@ def _samplers(model: Mapping, data: Mapping, path: str, where: _Where) -> list[t
                 raise where.error(source, here, "a sampler is a name or a mapping with 'name' and its options")
             options = {k: v for k, v in entry.items() if k != "name"}
             try:
-                sampler_spec(str(entry["name"]), options)
+                spec = sampler_spec(str(entry["name"]), options)
             except ConfigError as exc:
                 raise where.error(entry, here, str(exc)) from None
-            out.append((str(entry["name"]), options))
+            # typed as the sampler reads them, so `-S block_tokens=32` and `block_tokens: 32` are one spec
+            # (an option of another power sampler only, which sampler_spec leaves out, is left out here too)
+            out.append((str(entry["name"]), {k: spec.options[k] for k in options if k in spec.options}))
         return out
     return [(PLAIN, {})]
 
@@ -228,20 +230,32 @@ def from_flags(
     roles: Sequence[str],
     benchmarks: Sequence[str],
     temperatures: Sequence[float],
+    samplers: Sequence[str] = (),
+    sampler_options: Mapping[str, Any] | None = None,
     **common: Any,
 ) -> Experiment:
     """The experiment the ``submit`` flags describe: each --model (with the --role at the same
-    position) on each --benchmark at each --temperature."""
+    position) on each --benchmark with each --sampler (default plain), the plain sampler at each
+    --temperature; each ``-S`` option goes to every sampler given that takes it."""
     if not models or not benchmarks:
         raise ConfigError("give an experiment file, or at least one --model and one --benchmark")
     if roles and len(roles) != len(models):
         raise ConfigError(f"{len(roles)} --role for {len(models)} --model: give one role per model, in order")
+    entries = sampler_entries(samplers, sampler_options or {})
+    power = [e["name"] for e in entries if e["name"] != PLAIN]
+    for flag, given in (("--temperature", temperatures), ("--top-p", common.get("top_p") is not None)):
+        if given and len(power) == len(entries):
+            option = "proposal_temperature" if flag == "--temperature" else "top_p"
+            raise ConfigError(f"{flag} is the plain sampler's; {', '.join(power)} draw(s) proposals with "
+                              f"-S {option}=VALUE (or add --sampler plain)")
     data: dict[str, Any] = {k: v for k, v in common.items() if v is not None}
     data["models"] = [{"model": m, **({"role": roles[i]} if roles else {})} for i, m in enumerate(models)]
     data["benchmarks"] = list(benchmarks)
     if temperatures:
         data["temperatures"] = list(temperatures)
-    default = "-".join([*models, *benchmarks]).replace("/", "_")
+    if power:
+        data["samplers"] = [e if len(e) > 1 else e["name"] for e in entries]
+    default = "-".join([*models, *benchmarks, *power]).replace("/", "_")
     return parse(data, _Where("flags"), default_name=name or default)
 
 

@@ -11,7 +11,7 @@ below and docs/samplers.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -80,6 +80,20 @@ class PowerSmcOptions:
 
 OPTIONS: dict[str, type] = {PLAIN: type(None), POWER_MCMC: PowerMcmcOptions, POWER_SMC: PowerSmcOptions}
 
+DIAGNOSTICS: dict[str, tuple[str, ...]] = {
+    PLAIN: (),
+    POWER_MCMC: ("acceptance_rate",),
+    POWER_SMC: ("resamples", "final_ess"),
+}
+"""The figures of a sample's ``sampler_stats`` that a report averages over a run's samples: the
+share of MH proposals accepted; the resamplings and the final effective sample size (particles)."""
+
+
+def option_names(name: str) -> tuple[str, ...]:
+    """The options a sampler takes, in the order its dataclass declares them (plain: none)."""
+    cls = OPTIONS.get(name)
+    return tuple(f.name for f in fields(cls)) if cls not in (None, type(None)) else ()
+
 
 @dataclass(frozen=True)
 class SamplerSpec:
@@ -113,8 +127,34 @@ class SamplerSpec:
         inner = ", ".join(f"{k}={_number(v)}" for k, v in sorted(self.options.items()))
         return f"{self.name}({inner})"
 
+    def label(self) -> str:
+        """A short name for tables and legends: the sampler and the options that differ from its
+        defaults, in declaration order (``power-mcmc block_tokens=32 mcmc_steps=2``; ``plain``).
+        A proposal temperature of 1/alpha is the default whatever alpha is."""
+        cls = OPTIONS.get(self.name)
+        if not self.options or cls in (None, type(None)):
+            return self.describe() if cls is None else self.name
+        order = [*option_names(self.name), *sorted(set(self.options) - set(option_names(self.name)))]
+        changed = [f"{key}={_number(self.options[key])}" for key in order
+                   if key in self.options and not _is_default(cls, key, self.options)]
+        return " ".join([self.name, *changed])
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "options": dict(self.options)}
+
+
+def _is_default(cls: type, key: str, options: Mapping[str, Any]) -> bool:
+    """Whether ``options[key]`` is what the sampler would resolve to without it."""
+    value = options[key]
+    if key == "proposal_temperature" and "alpha" in options:
+        default = 1.0 / float(options["alpha"])
+    elif key in {f.name for f in fields(cls)}:
+        default = getattr(cls(), key)
+    else:
+        return False
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or default is None:
+        return value == default
+    return math.isclose(float(value), float(default), rel_tol=1e-12, abs_tol=0.0)
 
 
 def _number(value: Any) -> str:
@@ -159,20 +199,15 @@ def _check(name: str, o: PowerMcmcOptions | PowerSmcOptions) -> None:
             raise ConfigError(f"{name} option ess_threshold must be in [0, 1], got {o.ess_threshold:g}")
 
 
-def _option_names(name: str) -> set[str]:
-    cls = OPTIONS[name]
-    return {f.name for f in fields(cls)} if cls is not type(None) else set()
-
-
 def foreign_options(name: str, options: Mapping[str, Any]) -> dict[str, list[str]]:
     """The options given to a power sampler that belong only to another one (``mcmc_steps``
     to power-smc): per option, the samplers that take it. ``sampler_spec`` leaves them out, so a
     command can switch ``--sampler`` without editing its options; the caller says so."""
     if name not in SAMPLERS or name == PLAIN:
         return {}
-    own = _option_names(name)
-    return {key: [s for s in SAMPLERS if key in _option_names(s)] for key in options
-            if key not in own and any(key in _option_names(s) for s in SAMPLERS)}
+    own = option_names(name)
+    return {key: [s for s in SAMPLERS if key in option_names(s)] for key in options
+            if key not in own and any(key in option_names(s) for s in SAMPLERS)}
 
 
 def sampler_spec(name: str | None, options: Mapping[str, Any] | None = None) -> SamplerSpec:
@@ -212,6 +247,23 @@ def parse_sampler_options(pairs: Iterable[str]) -> dict[str, str]:
             raise ConfigError(f"a sampler option is KEY=VALUE, got '{pair}'")
         out[key.strip()] = value.strip()
     return out
+
+
+def sampler_entries(names: Sequence[str], options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``samplers:`` entries that ``submit --sampler A --sampler B -S key=value`` asks for (no
+    name: plain): each option goes to every sampler given that takes it, so ``-S alpha=2`` sets
+    both power samplers' alpha; an option that none of them takes is a ConfigError."""
+    wanted = list(dict.fromkeys(names or [PLAIN]))
+    for name in wanted:
+        if name not in SAMPLERS:
+            raise UnknownName("sampler", name, SAMPLERS)
+    known = {name: set(option_names(name)) for name in wanted}
+    orphans = sorted(k for k in options if not any(k in keys for keys in known.values()))
+    if orphans:
+        takes = sorted(set().union(*known.values()))
+        raise ConfigError(f"no sampler given takes option(s) {', '.join(orphans)} (samplers: {', '.join(wanted)}; "
+                          + (f"their options: {', '.join(takes)})" if takes else "plain takes none)"))
+    return [{"name": name, **{k: v for k, v in options.items() if k in known[name]}} for name in wanted]
 
 
 def stored_sampler(name: str, options_json: str | None) -> SamplerSpec:

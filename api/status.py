@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from boundary.api import defaults
 from boundary.api.batch_state import failed_problems
 from boundary.api.db import schema
+from boundary.api.samplers import stored_sampler
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class RunStatus:
     """Per queue; empty for a run sampled without a broker."""
     planned: bool = False
     """Whether the run was ever queued in batches (submitted to a fleet)."""
+    sampler: str = "plain"
+    """How its samples are drawn: the sampler and the options it changed (SamplerSpec.label)."""
 
     @property
     def complete(self) -> bool:
@@ -138,6 +141,7 @@ def run_status(session: Session, run_id: int, window_s: float = defaults.STATUS_
         failures=sorted(set(failed.values()))[:5],
         batches=batches,
         planned=planned,
+        sampler=stored_sampler(run.sampler, run.sampler_options).label(),
     )
 
 

@@ -1,7 +1,8 @@
 """Every analysis on a hand-built fixture with known answers, on SQLite and PostgreSQL:
 pass@k in SQL against numpy, confidence intervals, solvable sets, histograms, the
 sampling-efficiency gap, temperature sweeps, perplexity, the lucky-guess audit, exports,
-figures and the HTML report (rendered in headless Chromium)."""
+figures and the HTML report (rendered in headless Chromium); and the same with power-sampled runs
+beside the plain ones, which every analysis must tell apart."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from boundary.api.analysis.temperature import sweeps
 from boundary.api.cli import cli
 from boundary.api.db import Database, schema
 from boundary.api.errors import ConfigError
+from boundary.api.samplers import sampler_spec
 from tests.support.passk import numpy_reference
 
 ANSWERS = ["1", "1", "7", "3", "5"]  # problem p2's answer is the answer wrong samples give everywhere
@@ -327,3 +329,137 @@ def test_figures_and_html_report_render_in_chromium(fixture, tmp_path: Path) -> 
 
     # the base model's blue and the RL model's red lines of the pass@k figure are on screen
     assert near("#1f77b4") > 300 and near("#d62728") > 300
+
+
+POWER = {
+    # differs from base-0.6 only by its sampler (its proposal is the plain run's T and top-p)
+    "mcmc-0.6": ("power-mcmc", {"proposal_temperature": 0.6, "top_p": 0.95, "block_tokens": 32}, [1, 4, 8, 2, 1]),
+    # the defaults: proposal temperature 1/alpha = 0.25, no truncation
+    "smc": ("power-smc", {"particles": 4}, [0, 3, 8, 1, 0]),
+}
+MCMC_LABEL = "base (T=0.6, power-mcmc proposal_temperature=0.6 block_tokens=32 top_p=0.95)"
+
+
+def add_power_runs(db: Database) -> dict[str, int]:
+    """The base model under power-mcmc and power-smc on the fixture's benchmark, graded like
+    ``build``'s runs; sample j of a problem decoded 10 (j + 1) tokens in j + 1 calls."""
+    runs = {}
+    with db.session() as s:
+        base = s.query(schema.Model).filter_by(name="base").one()
+        bench = s.query(schema.Benchmark).filter_by(name="toy").one()
+        problems = s.query(schema.Problem).order_by(schema.Problem.position).all()
+        for name, (sampler, options, correct) in POWER.items():
+            spec = sampler_spec(sampler, options)
+            proposal = spec.proposal()
+            run = schema.Run(model_id=base.id, benchmark_id=bench.id, temperature=proposal.temperature,
+                             top_p=proposal.top_p, max_tokens=64, n=N, seed=0, prompt_template="boxed",
+                             engine="vllm", engine_options={}, sampler=spec.name, sampler_options=spec.canonical())
+            s.add(run)
+            s.flush()
+            runs[name] = run.id
+            for p, c in zip(problems, correct):
+                s.add(schema.RunProblem(run_id=run.id, problem_id=p.id, prompt=f"PROMPT {p.key}", seed=0))
+                for j in range(N):
+                    right = j < c
+                    stats = ({"proposals": 2, "accepted": j % 3, "acceptance_rate": (j % 3) / 2}
+                             if sampler == "power-mcmc" else {"particles": 4, "resamples": j, "final_ess": 3.5})
+                    sample = schema.Sample(run_id=run.id, problem_id=p.id, sample_index=j, text="\\boxed{7}",
+                                           num_tokens=5, decoded_tokens=10 * (j + 1), prefill_tokens=None,
+                                           engine_calls=j + 1, sampler_stats=stats)
+                    s.add(sample)
+                    s.flush()
+                    s.add(schema.Verdict(sample_id=sample.id, run_id=run.id, problem_id=p.id, correct=right,
+                                         extracted_answer=p.answer if right else "7", grader="g", grader_version="1",
+                                         duration_s=0.0))
+    return runs
+
+
+@pytest.fixture
+def with_power(database: Database) -> tuple[Database, dict[str, int]]:
+    runs = build(database)
+    return database, {**runs, **add_power_runs(database)}
+
+
+def test_runs_that_differ_only_by_sampler_read_apart_everywhere(with_power) -> None:
+    db, runs = with_power
+    with db.session() as s:
+        infos = run_infos(s, list(runs.values()))
+        a = analyse(s, list(runs.values()), resamples=50)
+    label = {r.run_id: r.label for r in infos}
+    assert label[runs["base-0.6"]] == "base (T=0.6)"  # plain runs keep their label
+    assert label[runs["mcmc-0.6"]] == MCMC_LABEL
+    assert label[runs["smc"]] == "base (T=0.25, power-smc particles=4)"
+    assert len(set(label.values())) == len(runs)
+    # the temperature sweep is the plain runs' only: the power run at T=0.6 does not replace base-0.6's row
+    (sweep,) = a.sweeps
+    assert set(sweep.by_temperature) == {0.6, 1.0}
+    assert sweep.by_temperature[0.6][1] == pytest.approx(expected_passk(CORRECT["base-0.6"], 1), abs=1e-9)
+    # the gap: the plain base run at the RL run's temperature, and every power-sampled base run
+    assert sorted((g.rl_run, g.base_run) for g in a.gaps) == sorted(
+        (runs["rl-0.6"], runs[b]) for b in ("base-0.6", "mcmc-0.6", "smc"))
+    smc_gap = next(g for g in a.gaps if g.base_run == runs["smc"])
+    assert smc_gap.base_pass_at_k == pytest.approx(expected_passk(POWER["smc"][2], 8), abs=1e-9)
+    # figures: one legend entry per run, all distinct
+    from boundary.api.render import plots
+
+    bench_runs, table = a.on_benchmark("toy v1")
+    legend = [t.get_text() for t in plots.passk_curves("toy v1", bench_runs, table).axes[0].get_legend().get_texts()]
+    assert len(legend) == len(set(legend)) == len(runs) and f"{MCMC_LABEL} [base]" in legend
+    from boundary.api.render import text
+
+    lines = text.histograms(a.runs, a.histograms).splitlines()
+    assert any(line.startswith(MCMC_LABEL) for line in lines)
+    assert len({len(line.rsplit("  ", 1)[0]) for line in lines[1:]}) == 1  # columns stay aligned
+
+
+def test_the_html_report_shows_each_runs_sampler_and_cost(with_power) -> None:
+    db, runs = with_power
+    from boundary.api.render import html
+
+    with db.session() as s:
+        page = html.render(analyse(s, list(runs.values()), resamples=50))
+    runs_table = page.split("<h2>Runs</h2>")[1].split("<h2>")[0]
+    for header in ("sampler", "tok/sample", "prefill/sample", "calls/sample", "sampler stats"):
+        assert f">{header}</th>" in runs_table
+    assert "power-mcmc proposal_temperature=0.6 block_tokens=32 top_p=0.95<br>" in runs_table
+    assert "&quot;block_tokens&quot;:32" in runs_table  # the resolved options as stored
+    assert '<td class="">45.0</td>' in runs_table  # 10, 20, ..., 80 tokens: 45 per sample
+    assert '<td class="">4.5</td>' in runs_table  # 1, 2, ..., 8 engine calls
+    assert "acceptance_rate 0.438" in runs_table  # (0 + 1/2 + 1 + 0 + 1/2 + 1 + 0 + 1/2) / 8
+    assert "resamples 3.5, final_ess 3.5" in runs_table
+    solvable = page.split("<h2>Solvable problems</h2>")[1].split("<h2>")[0]
+    assert f"run {runs['mcmc-0.6']} {MCMC_LABEL}" in solvable and f"run {runs['smc']} base (T=0.25" in solvable
+    gap = page.split("<h2>Sampling-efficiency gap</h2>")[1].split("<h2>")[0]
+    assert gap.count("<tr>") == 1 + 3 and MCMC_LABEL in gap
+
+
+def test_sample_exports_carry_the_sampler_and_the_cost(with_power, tmp_path: Path) -> None:
+    db, runs = with_power
+    url = str(db.engine.url.render_as_string(hide_password=False))
+    read = {}
+    for fmt in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"samples.{fmt}"
+        result = CliRunner().invoke(cli, ["export", "--run", str(runs["mcmc-0.6"]), "--run", str(runs["rl-0.6"]),
+                                          "--output", str(out), "--database-url", url])
+        assert result.exit_code == 0, result.output
+        if fmt == "csv":
+            read[fmt] = list(csv.DictReader(out.open()))
+        elif fmt == "jsonl":
+            read[fmt] = [json.loads(line) for line in out.read_text().splitlines()]
+        else:
+            import pyarrow.parquet as pq
+
+            read[fmt] = pq.read_table(out).to_pylist()
+    spec = sampler_spec(*POWER["mcmc-0.6"][:2])
+    for fmt, rows in read.items():
+        power = [r for r in rows if str(r["run_id"]) == str(runs["mcmc-0.6"])]
+        plain = [r for r in rows if str(r["run_id"]) == str(runs["rl-0.6"])]
+        assert len(power) == len(plain) == 40
+        assert power[3]["sampler"] == "power-mcmc" and json.loads(power[3]["sampler_options"]) == dict(spec.options)
+        assert str(power[3]["decoded_tokens"]) == "40" and str(power[3]["engine_calls"]) == "4"
+        assert power[3]["prefill_tokens"] in (None, "")  # not counted
+        stats = power[3]["sampler_stats"] if fmt == "jsonl" else json.loads(power[3]["sampler_stats"])
+        assert stats == {"proposals": 2, "accepted": 0, "acceptance_rate": 0.0}
+        assert plain[0]["sampler"] == "plain" and plain[0]["sampler_options"] == "{}"
+        assert plain[0]["sampler_stats"] in (None, "")
+    assert isinstance(read["jsonl"][0]["sampler_options"], str)  # the run's stored JSON text in every format

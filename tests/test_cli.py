@@ -89,6 +89,34 @@ def test_run_stores_prompts_samples_and_verdicts(vllm_engine, sqlite_url: str, d
     assert rows[0].startswith("run_id,model,role,benchmark") and len(rows) == 3  # header, k = 1, 2
 
 
+@pytest.mark.parametrize(("sampler", "label"), [
+    (["--sampler", "power-mcmc", "-S", "block_tokens=4", "-S", "mcmc_steps=2"],
+     "power-mcmc block_tokens=4 mcmc_steps=2"),
+    (["--sampler", "power-smc", "-S", "block_tokens=4", "-S", "particles=3"], "power-smc block_tokens=4 particles=3"),
+])
+def test_run_with_a_power_sampler_prints_passk_with_tokens_per_sample(sampler: list[str], label: str,
+                                                                      db_url: str) -> None:
+    """The issue's "done when", on the echo engine's token-level model (a small Markov chain)."""
+    args = ["run", "--model", "smollm2-135m", "--engine", "echo", "--benchmark", "arith", "--limit", "3", "-k", "2",
+            "--max-tokens", "16", *sampler, "--database-url", db_url, "-q"]
+    assert boundary("db", "upgrade", "--database-url", db_url).exit_code == 0
+    printed = boundary(*args)
+    assert printed.exit_code == 0, printed.output
+    header = next(line for line in printed.stdout.splitlines() if "tok/sample" in line)
+    row = next(line for line in printed.stdout.splitlines() if label in line)
+    assert "sampler" in header and "@1" in header and "coverage" in header
+    cells = [c.strip() for c in row.split("│")]
+    tokens = cells[[c.strip() for c in header.split("┃")].index("tok/sample")]
+    data = json.loads(boundary("report", "--database-url", db_url, "--json").stdout)[0]
+    assert data["sampler_label"] == label
+    assert float(tokens.replace(",", "")) == pytest.approx(data["mean_decoded_tokens"], abs=0.05)
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        decoded = conn.execute(select(func.avg(schema.Sample.decoded_tokens))).scalar()
+    engine.dispose()
+    assert data["mean_decoded_tokens"] == pytest.approx(float(decoded)) and data["mean_engine_calls"] > 1
+
+
 def test_report_on_an_empty_database(sqlite_url: str) -> None:
     result = boundary("report", "--database-url", sqlite_url, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout) == []

@@ -170,3 +170,80 @@ def test_resume_and_status_errors(tmp_path: Path) -> None:
     assert no_broker.exit_code == 2 and "--broker-url" in no_broker.stderr
     empty = CliRunner().invoke(cli, ["status", "--json", "--database-url", url])
     assert empty.exit_code == 0 and json.loads(empty.stdout) == []
+
+
+def test_submit_flags_name_samplers_and_route_their_options(tmp_path: Path) -> None:
+    from_file = load_file(write(tmp_path, "name: x\nn: 4\ntemperatures: [0.6, 1.0]\nbenchmarks: [arith]\n"
+                                          "models:\n  - {model: smollm2-135m, role: base}\n"
+                                          "samplers: [plain, {name: power-mcmc, alpha: 2, block_tokens: 32},"
+                                          " {name: power-smc, alpha: 2, block_tokens: 32, particles: 8}]\n"))
+    flags = from_flags("x", ["smollm2-135m"], ["base"], ["arith"], [0.6, 1.0], ["plain", "power-mcmc", "power-smc"],
+                       {"alpha": "2", "block_tokens": "32", "particles": "8"}, n=4)
+    assert flags.spec == from_file.spec  # -S values are typed as the sampler reads them, like the file's
+    # plain runs multiply by temperature; block_tokens and alpha go to both power samplers, particles to one
+    assert [(r.sampler, r.temperature, r.sampler_options) for r in flags.requests] == [
+        ("plain", 0.6, {}), ("plain", 1.0, {}), ("power-mcmc", None, {"alpha": 2.0, "block_tokens": 32}),
+        ("power-smc", None, {"alpha": 2.0, "block_tokens": 32, "particles": 8})]
+    plain = from_flags(None, ["smollm2-135m"], [], ["arith"], [], ["plain"], {})
+    assert plain.spec == from_flags(None, ["smollm2-135m"], [], ["arith"], []).spec  # plain is the default
+    named = from_flags(None, ["smollm2-135m"], [], ["arith"], [], ["power-mcmc"], {})
+    assert named.name == "smollm2-135m-arith-power-mcmc" and plain.name == "smollm2-135m-arith"
+
+
+def test_an_entry_option_only_another_power_sampler_takes_is_left_out(tmp_path: Path) -> None:
+    exp = load_file(write(tmp_path, "name: x\nbenchmarks: [arith]\nmodels:\n  - {model: smollm2-135m}\n"
+                                    "samplers: [{name: power-smc, particles: 4, mcmc_steps: 2}]\n"))
+    assert [(r.sampler, r.sampler_options) for r in exp.requests] == [("power-smc", {"particles": 4})]
+
+
+@pytest.mark.parametrize(("samplers", "options", "common", "message"), [
+    (["power-smc"], {"mcmc_steps": "2"}, {}, "no sampler given takes option(s) mcmc_steps (samplers: power-smc"),
+    ([], {"alpha": "2"}, {}, "no sampler given takes option(s) alpha (samplers: plain; plain takes none)"),
+    (["power-mcmc"], {"block_tokens": "0"}, {}, "power-mcmc option block_tokens must be >= 1, got 0"),
+    (["power-mcmc"], {"alpha": "x"}, {}, "power-mcmc option alpha must be a number"),
+    (["gibbs"], {}, {}, "unknown sampler 'gibbs'"),
+    (["power-mcmc"], {}, {"temperatures": [0.6]}, "--temperature is the plain sampler's; power-mcmc draw(s)"),
+    (["power-smc"], {}, {"top_p": 0.9}, "--top-p is the plain sampler's"),
+])
+def test_bad_sampler_flags_are_refused(samplers: list[str], options: dict, common: dict, message: str) -> None:
+    temperatures = common.pop("temperatures", [])
+    with pytest.raises((ConfigError, DataError)) as caught:
+        from_flags(None, ["smollm2-135m"], [], ["arith"], temperatures, samplers, options, **common)
+    assert message in str(caught.value)
+
+
+def test_submit_with_sampler_flags_runs_each_sampler_and_reports_its_cost(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'here.db'}"
+    args = ["submit", "--model", "smollm2-135m", "--role", "base", "--benchmark", "arith", "--engine", "echo", "-k",
+            "2", "--max-tokens", "16", "--sampler", "plain", "--sampler", "power-mcmc", "--sampler", "power-smc",
+            "-S", "block_tokens=4", "-S", "mcmc_steps=2", "-S", "particles=3", "--database-url", url, "-q"]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    reports = {r["sampler"]: r for r in json.loads(result.stdout)}
+    assert reports["power-mcmc"]["sampler_label"] == "power-mcmc block_tokens=4 mcmc_steps=2"
+    assert reports["power-smc"]["sampler_label"] == "power-smc block_tokens=4 particles=3"
+    assert reports["plain"]["mean_engine_calls"] == 1.0 and reports["plain"]["mean_sampler_stats"] == {}
+    # a power sample asks the engine many times: its blocks, and its MH proposals or its particles
+    assert reports["power-mcmc"]["mean_engine_calls"] > 1 and reports["power-smc"]["mean_engine_calls"] >= 3
+    assert set(reports["power-mcmc"]["mean_sampler_stats"]) == {"acceptance_rate"}
+    assert set(reports["power-smc"]["mean_sampler_stats"]) == {"resamples", "final_ess"}
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    assert "tok/sample" in table.stdout and "power-smc block_tokens=4 particles=3" in table.stdout
+    status = CliRunner().invoke(cli, ["status", "--json", "--database-url", url])
+    assert sorted(s["sampler"] for s in json.loads(status.stdout)) == [
+        "plain", "power-mcmc block_tokens=4 mcmc_steps=2", "power-smc block_tokens=4 particles=3"]
+    once = CliRunner().invoke(cli, ["status", "--once", "--database-url", url])
+    assert once.exit_code == 0 and "power-mcmc block_tokens=4 mcmc_steps=2" in once.stdout
+
+
+def test_submit_refuses_an_option_no_sampler_takes_and_writes_nothing(tmp_path: Path) -> None:
+    db_file = tmp_path / "x.db"
+    result = CliRunner().invoke(cli, ["submit", "--model", "smollm2-135m", "--benchmark", "arith", "--sampler",
+                                      "power-smc", "-S", "mcmc_steps=2", "--database-url", f"sqlite:///{db_file}"])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "no sampler given takes option(s) mcmc_steps" in result.stderr
+    assert not db_file.exists()
+    both = CliRunner().invoke(cli, ["submit", str(write(tmp_path, GOOD)), "--sampler", "power-mcmc",
+                                    "--database-url", f"sqlite:///{db_file}"])
+    assert both.exit_code == 1 and "not both" in both.stderr

@@ -19,6 +19,7 @@ from boundary.api.analysis.solvable import SolvableSets, solvable_sets
 from boundary.api.analysis.temperature import Sweep, sweeps
 from boundary.api.db import Database, schema
 from boundary.api.errors import ConfigError
+from boundary.api.samplers import PLAIN
 
 
 @dataclass
@@ -41,6 +42,15 @@ class Analysis:
         runs = [r for r in self.runs if f"{r.benchmark} v{r.benchmark_version}" == benchmark]
         ids = {r.run_id for r in runs}
         return runs, [p for p in self.passk if p.run_id in ids]
+
+
+def gap_pair(rl: RunInfo, base: RunInfo) -> bool:
+    """Whether the report shows the sampling-efficiency gap of ``rl`` against ``base``: plain runs
+    at the same temperature (Yue et al.), and every power-sampled base run against each plain RL
+    run, whatever its proposal temperature (does sharpened sampling of the base reach RL?)."""
+    if rl.sampler != PLAIN:
+        return False
+    return base.sampler != PLAIN or base.temperature == rl.temperature
 
 
 def analyse(
@@ -68,7 +78,7 @@ def analyse(
         if "base" in roles and second:
             analysis.solvable[name] = solvable_sets(session, [m.run_id for m in members], "base", second)
         for rl in (m for m in members if m.role in ("rlvr", "distilled")):
-            for base in (m for m in members if m.role == "base" and m.temperature == rl.temperature):
+            for base in (m for m in members if m.role == "base" and gap_pair(rl, m)):
                 k = min(graded[rl.run_id], graded[base.run_id])
                 analysis.gaps.append(sampling_efficiency_gap(session, rl.run_id, base.run_id, k))
     scorers = session.scalars(select(schema.Score.scorer_id).where(schema.Score.run_id.in_(ids)).distinct()).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from sqlalchemy import Integer, case, func, select
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from boundary.api.analysis.passk import passk_table, with_confidence
 from boundary.api.db import Database, schema
 from boundary.api.errors import NotFound
 from boundary.api.runs import find_runs
+from boundary.api.samplers import DIAGNOSTICS, PLAIN, SamplerSpec, stored_sampler
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,28 @@ class RunReport:
     correct: int
     partial: bool
     pass_at_k: dict[int, float] = field(default_factory=dict)
+    sampler: str = PLAIN
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    """The sampler's resolved options (boundary.api.samplers)."""
+    mean_decoded_tokens: float | None = None
+    """Tokens the engine decoded per sample, rejected proposals and discarded particles included:
+    the cost on which runs of different samplers compare."""
+    mean_prefill_tokens: float | None = None
+    """Context tokens sent per sample, over the samples whose engine counted them (None: none did)."""
+    mean_engine_calls: float | None = None
+    """Sequences asked of the engine per sample (plain: 1)."""
+    mean_sampler_stats: dict[str, float | None] = field(default_factory=dict)
+    """The sampler's diagnostics averaged over its samples (samplers.DIAGNOSTICS): power-mcmc's
+    acceptance_rate, power-smc's resamples and final_ess; empty for plain."""
+
+    @property
+    def sampler_spec(self) -> SamplerSpec:
+        return SamplerSpec(self.sampler, self.sampler_options)
+
+    @property
+    def sampler_label(self) -> str:
+        """The sampler and its options that differ from the defaults (SamplerSpec.label)."""
+        return self.sampler_spec.label()
 
     @property
     def coverage(self) -> float | None:
@@ -47,7 +71,38 @@ class RunReport:
         out = asdict(self)
         out["pass_at_k"] = {str(k): v for k, v in self.pass_at_k.items()}
         out["coverage"] = self.coverage
+        out["sampler_label"] = self.sampler_label
         return out
+
+
+@dataclass(frozen=True)
+class SampleCost:
+    """What the samples of a run cost, averaged per sample (None where no sample counted it)."""
+
+    samples: int
+    decoded_tokens: float | None = None
+    prefill_tokens: float | None = None
+    engine_calls: float | None = None
+    sampler_stats: dict[str, float | None] = field(default_factory=dict)
+
+
+def _mean(value: Any) -> float | None:
+    return None if value is None else float(value)  # PostgreSQL averages integers as numeric
+
+
+def sample_cost(session: Session, run_id: int, n: int, sampler: str, problem_ids: Sequence[int]) -> SampleCost:
+    """The count and mean cost of the samples of ``problem_ids`` with index < ``n``, in one SQL
+    aggregate on both databases (the diagnostics are read out of the JSON ``sampler_stats``)."""
+    S = schema.Sample
+    keys = DIAGNOSTICS.get(sampler, ())
+    row = session.execute(
+        select(func.count(S.id), func.avg(S.decoded_tokens), func.avg(S.prefill_tokens), func.avg(S.engine_calls),
+               *[func.avg(S.sampler_stats[key].as_float()) for key in keys])
+        .where(S.run_id == run_id, S.sample_index < n, S.problem_id.in_(list(problem_ids)))
+    ).one()
+    count, decoded, prefill, calls, *stats = row
+    return SampleCost(count or 0, _mean(decoded), _mean(prefill), _mean(calls),
+                      {key: _mean(v) for key, v in zip(keys, stats)})
 
 
 def problem_counts(
@@ -82,13 +137,8 @@ def run_report(session: Session, run_id: int, problem_ids: Sequence[int] | None 
         problem_ids = list(
             session.scalars(select(schema.RunProblem.problem_id).where(schema.RunProblem.run_id == run_id)).all()
         )
-    samples = session.scalar(
-        select(func.count(schema.Sample.id)).where(
-            schema.Sample.run_id == run_id,
-            schema.Sample.sample_index < run.n,
-            schema.Sample.problem_id.in_(list(problem_ids)),
-        )
-    ) or 0
+    cost = sample_cost(session, run_id, run.n, run.sampler, problem_ids)
+    sampler = stored_sampler(run.sampler, run.sampler_options)
     counts = problem_counts(session, run_id, problem_ids)
     graded = sum(n for n, _ in counts.values())
     partial = len(counts) < len(problem_ids) or any(n < run.n for n, _ in counts.values())
@@ -107,11 +157,17 @@ def run_report(session: Session, run_id: int, problem_ids: Sequence[int] | None 
         seed=run.seed,
         n=run.n,
         problems=len(problem_ids),
-        samples=samples,
+        samples=cost.samples,
         graded=graded,
         correct=sum(c for _, c in counts.values()),
         partial=partial,
         pass_at_k=passk,
+        sampler=sampler.name,
+        sampler_options=dict(sampler.options),
+        mean_decoded_tokens=cost.decoded_tokens,
+        mean_prefill_tokens=cost.prefill_tokens,
+        mean_engine_calls=cost.engine_calls,
+        mean_sampler_stats=cost.sampler_stats,
     )
 
 

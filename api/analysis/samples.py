@@ -12,10 +12,13 @@ from boundary.api.db import Database, schema
 from boundary.api.runs import find_runs
 
 COLUMNS = (
-    "run_id", "model", "role", "benchmark", "benchmark_version", "temperature", "problem", "sample_index", "text",
-    "num_tokens", "finish_reason", "cumulative_logprob", "correct", "extracted_answer", "grader", "grader_version",
-    "grading_error", "reference",
+    "run_id", "model", "role", "benchmark", "benchmark_version", "sampler", "sampler_options", "temperature", "problem",
+    "sample_index", "text", "num_tokens", "finish_reason", "cumulative_logprob", "decoded_tokens", "prefill_tokens",
+    "engine_calls", "sampler_stats", "correct", "extracted_answer", "grader", "grader_version", "grading_error",
+    "reference",
 )
+"""The columns of a sample row: ``sampler_options`` is the run's canonical JSON text, ``sampler_stats``
+the sample's diagnostics (a mapping, or None for plain); the cost columns are schema.Sample's."""
 PAGE = 5000
 """Rows fetched from the database at a time, so that millions of rows never sit in memory at once."""
 
@@ -26,11 +29,12 @@ def rows(session: Session, run_ids: Sequence[int]) -> Iterator[dict[str, Any]]:
         select(
             schema.Sample.run_id, schema.Model.name.label("model"), schema.Model.role,
             schema.Benchmark.name.label("benchmark"), schema.Benchmark.version.label("benchmark_version"),
-            schema.Run.temperature, schema.Problem.key.label("problem"), schema.Sample.sample_index, schema.Sample.text,
-            schema.Sample.num_tokens, schema.Sample.finish_reason, schema.Sample.cumulative_logprob,
-            schema.Verdict.correct, schema.Verdict.extracted_answer, schema.Verdict.grader,
-            schema.Verdict.grader_version, schema.Verdict.error.label("grading_error"),
-            schema.Problem.answer.label("reference"),
+            schema.Run.sampler, schema.Run.sampler_options, schema.Run.temperature, schema.Problem.key.label("problem"),
+            schema.Sample.sample_index, schema.Sample.text, schema.Sample.num_tokens, schema.Sample.finish_reason,
+            schema.Sample.cumulative_logprob, schema.Sample.decoded_tokens, schema.Sample.prefill_tokens,
+            schema.Sample.engine_calls, schema.Sample.sampler_stats, schema.Verdict.correct,
+            schema.Verdict.extracted_answer, schema.Verdict.grader, schema.Verdict.grader_version,
+            schema.Verdict.error.label("grading_error"), schema.Problem.answer.label("reference"),
         )
         .join(schema.Run, schema.Run.id == schema.Sample.run_id)
         .join(schema.Model, schema.Model.id == schema.Run.model_id)

@@ -46,10 +46,13 @@ class Sweep:
 
 
 def sweeps(session: Session, runs: Sequence[RunInfo]) -> list[Sweep]:
-    """One sweep per group of runs equal in everything but temperature (two temperatures at least)."""
+    """One sweep per group of runs equal in everything but temperature (two temperatures at least);
+    the sampler is part of the group, so a power sampler's proposal temperature never joins a
+    plain sweep (and power runs, whose temperature is an option of theirs, sweep nothing)."""
     groups: dict[tuple, list[RunInfo]] = {}
     for r in runs:
-        key = (r.model, r.benchmark_id, r.template, r.top_p, r.max_tokens, r.seed, r.engine)
+        key = (r.model, r.benchmark_id, r.template, r.top_p, r.max_tokens, r.seed, r.engine, r.sampler,
+               r.sampler_spec.canonical())
         groups.setdefault(key, []).append(r)
     out = []
     for members in groups.values():

@@ -18,6 +18,7 @@ from boundary.api.cli.options import (
     data_dir_option,
     database_option,
     parse_engine_options,
+    samplers_options,
     sandbox_options,
     worker_options,
     worker_settings,
@@ -25,12 +26,15 @@ from boundary.api.cli.options import (
 from boundary.api.config import Settings
 from boundary.api.errors import ConfigError
 from boundary.api.queues import sampled_model
+from boundary.api.samplers import parse_sampler_options
 
 SUBMIT_EXAMPLES = """\b
 Examples:
   boundary submit experiment.yaml
   boundary submit --name roles --model smollm2-135m --role base --model ./rl-ckpt --role rlvr \\
-      --benchmark math500 --temperature 0.6 --temperature 1.0 -k 64"""
+      --benchmark math500 --temperature 0.6 --temperature 1.0 -k 64
+  boundary submit --model smollm2-135m --benchmark arith -k 8 --max-tokens 128 --sampler plain \\
+      --sampler power-mcmc --sampler power-smc -S block_tokens=32 -S mcmc_steps=2 -S particles=8"""
 
 
 @click.command(epilog=SUBMIT_EXAMPLES)
@@ -39,7 +43,9 @@ Examples:
 @click.option("--model", "models", multiple=True, help="A model (alias, folder, hub id); repeatable.")
 @click.option("--role", "roles", multiple=True, help="The role of each --model, in order.")
 @click.option("--benchmark", "benchmark_names", multiple=True, help="A benchmark; repeatable.")
-@click.option("--temperature", "temperatures", type=float, multiple=True, help="Repeatable: one run per temperature.")
+@click.option("--temperature", "temperatures", type=float, multiple=True,
+              help="Repeatable: one plain run per temperature.")
+@samplers_options
 @click.option("-k", "--samples", "n", type=int, help=f"Samples per problem (default {defaults.N_SAMPLES}).")
 @click.option("--top-p", type=float)
 @click.option("--max-tokens", type=int)
@@ -54,7 +60,7 @@ Examples:
 @data_dir_option
 @cache_dir_option
 def submit(experiment_file: Path | None, **opts: Any) -> None:
-    """Register an experiment (models with roles x benchmarks x temperatures) and queue its
+    """Register an experiment (models with roles x benchmarks x samplers x temperatures) and queue its
     sampling in batches; grading is queued as samples land. Submitting the same experiment
     again reuses it and queues only what is missing.
 
@@ -62,7 +68,8 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
     """
     from boundary.api import experiments
 
-    flags = [opts["models"], opts["roles"], opts["benchmark_names"], opts["temperatures"]]
+    flags = [opts["models"], opts["roles"], opts["benchmark_names"], opts["temperatures"], opts["samplers"],
+             opts["sampler_option_pairs"]]
     if experiment_file is not None and any(flags):
         raise ConfigError("give an experiment file or --model/--benchmark flags, not both")
     if experiment_file is not None:
@@ -72,7 +79,8 @@ def submit(experiment_file: Path | None, **opts: Any) -> None:
     else:
         common = {k: opts[k] for k in ("n", "top_p", "max_tokens", "seed", "template", "engine", "batch_size")}
         experiment = experiments.from_flags(opts["name"], opts["models"], opts["roles"], opts["benchmark_names"],
-                                            opts["temperatures"], **common)
+                                            opts["temperatures"], opts["samplers"],
+                                            parse_sampler_options(opts["sampler_option_pairs"]), **common)
     settings = Settings.build(opts["database_url"], opts["data_dir"], opts["cache_dir"])
     if not opts["broker_url"]:
         _submit_here(experiment, settings, opts)

@@ -54,17 +54,29 @@ def sandbox_options(f: Callable) -> Callable:
     )(f)
 
 
+SAMPLER_OPTION_HELP = ("alpha, proposal_temperature, block_tokens, mcmc_steps (power-mcmc), particles, "
+                       "ess_threshold (power-smc), top_k, top_p (the proposal's truncation). "
+                       "Defaults: docs/samplers.md.")
+SAMPLER_HELP = "plain (one engine call per sample), power-mcmc or power-smc (sample p^alpha of the model)"
+
+
 def sampler_options(f: Callable) -> Callable:
     """``--sampler`` and ``-S KEY=VALUE``: how each sample is drawn (boundary.api.samplers)."""
-    f = click.option(
-        "-S", "--sampler-option", "sampler_option_pairs", multiple=True, metavar="KEY=VALUE",
-        help="A sampler option: alpha, proposal_temperature, block_tokens, mcmc_steps (power-mcmc), particles, "
-             "ess_threshold (power-smc), top_k, top_p (the proposal's truncation). Defaults: docs/samplers.md.",
-    )(f)
-    return click.option(
-        "--sampler", default="plain", show_default=True,
-        help="plain (one engine call per sample), power-mcmc or power-smc (sample p^alpha of the model).",
-    )(f)
+    f = click.option("-S", "--sampler-option", "sampler_option_pairs", multiple=True, metavar="KEY=VALUE",
+                     help=f"A sampler option: {SAMPLER_OPTION_HELP}")(f)
+    return click.option("--sampler", default="plain", show_default=True, help=f"{SAMPLER_HELP}.")(f)
+
+
+def samplers_options(f: Callable) -> Callable:
+    """``--sampler`` (repeatable: one set of runs per sampler) and ``-S KEY=VALUE``, applied to
+    every sampler given that takes the key (``submit``)."""
+    f = click.option("-S", "--sampler-option", "sampler_option_pairs", multiple=True, metavar="KEY=VALUE",
+                     help="An option of every --sampler that takes it (one no sampler given takes is an error): "
+                          f"{SAMPLER_OPTION_HELP}")(f)
+    return click.option("--sampler", "samplers", multiple=True, metavar="NAME",
+                        help=f"Repeatable, default plain: {SAMPLER_HELP}. Plain runs multiply by --temperature; "
+                             "a power sampler is one run, at its proposal's temperature. "
+                             "E.g. --sampler plain --sampler power-mcmc -S block_tokens=32.")(f)
 
 
 def parse_engine_options(pairs: Sequence[str]) -> dict[str, Any]:

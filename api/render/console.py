@@ -77,6 +77,13 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _tokens(value: float | None) -> str:
+    """A mean token count per sample: whole tokens from 100 up, one decimal below."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
 def _cell(r: RunReport, k: int, intervals: dict[int, dict[str, list[float]]] | None) -> str:
     value = _fmt(r.pass_at_k.get(k))
     band = (intervals or {}).get(r.run_id, {}).get(str(k))
@@ -84,15 +91,17 @@ def _cell(r: RunReport, k: int, intervals: dict[int, dict[str, list[float]]] | N
 
 
 def passk_table(reports: Sequence[RunReport], intervals: dict[int, dict[str, list[float]]] | None = None) -> Table:
-    """One row per run; pass@k in percent for k = 1, 2, 4, ..., and coverage (pass@n), with
-    bootstrap intervals under each value when given."""
+    """One row per run: its sampler (SamplerSpec.label), pass@k in percent for k = 1, 2, 4, ...,
+    coverage (pass@n), with bootstrap intervals under each value when given, and the tokens
+    decoded per sample (rejected proposals and discarded particles included)."""
     ks = sorted({k for r in reports for k in k_grid(max(r.pass_at_k, default=0)) if k != max(r.pass_at_k, default=0)})
     table = Table(title="pass@k (%)", title_justify="left")
-    for name in ("run", "model", "role", "benchmark", "template", "T", "problems", "n"):
+    for name in ("run", "model", "role", "benchmark", "template", "sampler", "T", "problems", "n"):
         table.add_column(name, justify="right" if name in ("run", "T", "problems", "n") else "left")
     for k in ks:
         table.add_column(f"@{k}", justify="right")
     table.add_column("coverage", justify="right")
+    table.add_column("tok/sample", justify="right")
     table.add_column("status")
     for r in reports:
         n_used = max(r.pass_at_k, default=0)
@@ -102,11 +111,13 @@ def passk_table(reports: Sequence[RunReport], intervals: dict[int, dict[str, lis
             r.role,
             f"{r.benchmark} v{r.benchmark_version}",
             r.template,
+            r.sampler_label,
             f"{r.temperature:g}",
             str(r.problems),
             str(n_used),
             *[_cell(r, k, intervals) for k in ks],
             _cell(r, max(r.pass_at_k, default=0), intervals),
+            _tokens(r.mean_decoded_tokens),
             "partial" if r.partial else "complete",
         )
     return table
@@ -121,16 +132,16 @@ def _duration(seconds: float | None) -> str:
 
 
 def status_table(items: Sequence[RunStatus]) -> Table:
-    """One row per run: progress of sampling and grading, failures, rate and ETA."""
+    """One row per run: its sampler, progress of sampling and grading, failures, rate and ETA."""
     table = Table(title="runs", title_justify="left")
     right = ("run", "T", "sampled", "graded", "failed", "samples/s", "eta")
-    for name in ("run", "model", "role", "benchmark", "T", "progress", "sampled", "graded", "failed", "samples/s",
-                 "eta", "state"):
+    for name in ("run", "model", "role", "benchmark", "sampler", "T", "progress", "sampled", "graded", "failed",
+                 "samples/s", "eta", "state"):
         table.add_column(name, justify="right" if name in right else "left")
     for s in items:
         state = s.state
         table.add_row(
-            str(s.run_id), s.model, s.role, s.benchmark, f"{s.temperature:g}",
+            str(s.run_id), s.model, s.role, s.benchmark, s.sampler, f"{s.temperature:g}",
             ProgressBar(total=max(1, 2 * s.expected), completed=s.sampled + s.graded, width=20),
             f"{s.sampled}/{s.expected}", f"{s.graded}/{s.expected}",
             f"{s.failed_problems} problems" if s.failed_problems else "0",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from boundary.api import __version__
 from boundary.api.analysis.bundle import Analysis
+from boundary.api.analysis.runs import RunInfo
 from boundary.api.db.schema import utcnow
 from boundary.api.render import plots
 
@@ -47,15 +48,39 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _mean(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _sampler_cell(r: RunInfo) -> str:
+    """The sampler's label, and under it its resolved options as stored (none for plain)."""
+    spec = r.sampler_spec
+    if spec.is_plain:
+        return escape(spec.label())
+    return f"{escape(spec.label())}<br><small><code>{escape(spec.canonical())}</code></small>"
+
+
+def _stats_cell(stats: dict[str, float | None]) -> str:
+    return ", ".join(f"{escape(k)} {'–' if v is None else f'{v:.3g}'}" for k, v in stats.items()) or "–"
+
+
 def _runs_section(a: Analysis) -> str:
     status = {r.run_id: r for r in a.reports}
-    rows = [[str(r.run_id), escape(r.model), escape(r.role), escape(f"{r.benchmark} v{r.benchmark_version}"),
-             escape(r.template), f"{r.temperature:g}", f"{r.top_p:g}", str(r.max_tokens), str(r.n), str(r.seed),
-             escape(r.engine), str(status[r.run_id].problems), str(status[r.run_id].graded),
-             '<span class="partial">partial</span>' if status[r.run_id].partial else "complete"] for r in a.runs]
-    return "<h2>Runs</h2>" + _table(
-        ["run", "model", "role", "benchmark", "template", "T", "top_p", "max tokens", "n", "seed", "engine", "problems",
-         "graded", "status"], rows, left=5)
+    rows = []
+    for r in a.runs:
+        s = status[r.run_id]
+        rows.append([str(r.run_id), escape(r.model), escape(r.role), escape(f"{r.benchmark} v{r.benchmark_version}"),
+                     escape(r.template), _sampler_cell(r), f"{r.temperature:g}", f"{r.top_p:g}", str(r.max_tokens),
+                     str(r.n), str(r.seed), escape(r.engine), str(s.problems), str(s.graded),
+                     _mean(s.mean_decoded_tokens), _mean(s.mean_prefill_tokens), _mean(s.mean_engine_calls),
+                     _stats_cell(s.mean_sampler_stats),
+                     '<span class="partial">partial</span>' if s.partial else "complete"])
+    return ("<h2>Runs</h2><p class='note'>Per sample, over the samples counted: tokens decoded (rejected proposals and "
+            "discarded particles included), context tokens sent, engine calls, and the sampler's mean "
+            "diagnostics.</p>" + _table(
+                ["run", "model", "role", "benchmark", "template", "sampler", "T", "top_p", "max tokens", "n", "seed",
+                 "engine", "problems", "graded", "tok/sample", "prefill/sample", "calls/sample", "sampler stats",
+                 "status"], rows, left=6))
 
 
 def _passk_section(a: Analysis) -> str:
@@ -86,6 +111,11 @@ def _solvable_section(a: Analysis) -> str:
     out = ["<h2>Solvable problems</h2>"]
     for bench, s in a.solvable.items():
         out.append(f"<h3>{escape(bench)}: {escape(s.first)} vs {escape(s.second)}</h3>")
+        runs, _ = a.on_benchmark(bench)
+        pooled = [f"{escape(role)}: " + ", ".join(f"run {r.run_id} {escape(r.label)}" for r in runs if r.role == role)
+                  for role in (s.first, s.second)]
+        out.append(f"<p class='note'>A problem is solved by a role when any run of it solves it; pooled: "
+                   f"{'; '.join(pooled)}.</p>")
         rows = [[escape(label), str(len(keys)), f"{100 * len(keys) / s.total:.1f}" if s.total else "–"]
                 for label, keys in (("both", s.both), (f"{s.first} only", s.only_first),
                                     (f"{s.second} only", s.only_second), ("neither", s.neither))]

@@ -33,9 +33,10 @@ def solvable(sets: SolvableSets, show_list: bool = False) -> str:
 def histograms(runs: Sequence[RunInfo], items: Sequence[Histogram]) -> str:
     """A header of bins, then one line per run: its problems per bin and the share never solved."""
     labels = {r.run_id: r.label for r in runs}
-    lines = [f"{'run':<32}" + "".join(f"{i / 10:>6.1f}" for i in range(10)) + "  never solved"]
-    lines += [f"{labels[h.run_id]:<32}" + "".join(f"{c:>6}" for c in h.counts) + f"  {100 * h.never_solved_share:.1f}%"
-              for h in items]
+    width = max([32, *(len(labels[h.run_id]) + 1 for h in items)])  # a sampler's label can be long
+    lines = [f"{'run':<{width}}" + "".join(f"{i / 10:>6.1f}" for i in range(10)) + "  never solved"]
+    lines += [f"{labels[h.run_id]:<{width}}" + "".join(f"{c:>6}" for c in h.counts)
+              + f"  {100 * h.never_solved_share:.1f}%" for h in items]
     return _lines(lines)
 
 
