@@ -19,7 +19,7 @@ STRICT = os.environ.get("BOUNDARY_TEST_STRICT") == "1"
 would skip (no PostgreSQL, no Redis, no bwrap namespaces, no model weights...) fails instead,
 so that a broken setup cannot pass for a green run."""
 
-MODEL_FIXTURES = frozenset({"cache_dir", "vllm_engine", "hf_model", "hf_engine", "vllm_server"})
+MODEL_FIXTURES = frozenset({"cache_dir", "vllm_engine", "vllm_token_engine", "hf_model", "hf_engine", "vllm_server"})
 """Fixtures that load a real model (or hand out the folder its weights are cached in): a test
 using one takes minutes, so it must be marked ``slow`` and stay out of ``pytest -m "not slow"``."""
 
@@ -34,14 +34,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
         report.longrepr = f"would have skipped, but scripts/test sets up everything the suite needs: {reason}"
 
 
+LAST_FIXTURES = frozenset({"vllm_token_engine"})
+"""Fixtures whose tests run after all others: the vLLM engine in processed-logprobs mode replaces
+the session's raw one in the process cache (one model a process), so running its tests last
+loads each mode once instead of switching back and forth."""
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Refuse to run a test that loads a real model unless it is marked slow (checked before
-    ``-m`` deselects anything, so the fast tier cannot hide a mistake)."""
+    ``-m`` deselects anything, so the fast tier cannot hide a mistake); then move the tests that
+    use a LAST_FIXTURES engine to the end, keeping the order within each group."""
     unmarked = [item.nodeid for item in items
                 if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None]
     if unmarked:
         raise pytest.UsageError("tests that load a real model must be marked slow: " + ", ".join(unmarked))
+    items.sort(key=lambda item: bool(LAST_FIXTURES & set(getattr(item, "fixturenames", ()))))
 
 
 @pytest.fixture(scope="session")

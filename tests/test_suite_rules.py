@@ -82,10 +82,23 @@ def run_pytest(tmp_path: Path, test_source: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("fixture", ["cache_dir", "vllm_engine"])
+@pytest.mark.parametrize("fixture", ["cache_dir", "vllm_engine", "vllm_token_engine"])
 def test_a_test_that_loads_a_model_must_be_marked_slow(tmp_path: Path, fixture: str) -> None:
     unmarked = run_pytest(tmp_path, f"def test_uses_a_model({fixture}):\n    pass\n")
     assert unmarked.returncode == pytest.ExitCode.USAGE_ERROR, unmarked.stdout + unmarked.stderr
     assert "tests that load a real model must be marked slow: test_probe.py::test_uses_a_model" in unmarked.stderr
     marked = run_pytest(tmp_path, f"import pytest\n\n@pytest.mark.slow\ndef test_uses_a_model({fixture}):\n    pass\n")
     assert marked.returncode == 0 and "1 test collected" in marked.stdout, marked.stdout + marked.stderr
+
+
+def test_tests_of_the_processed_mode_engine_run_last(tmp_path: Path) -> None:
+    """vLLM in processed-logprobs mode replaces the raw engine in the process cache: its tests
+    run after every other one (order kept within each group), so a session loads each mode once."""
+    source = ("import pytest\n\npytestmark = pytest.mark.slow\n\n"
+              "@pytest.fixture\ndef drawn(vllm_token_engine):\n    return 1\n\n"
+              "def test_tokens(vllm_token_engine):\n    pass\n\ndef test_raw(vllm_engine):\n    pass\n\n"
+              "def test_through_a_fixture(drawn):\n    pass\n\ndef test_none():\n    pass\n")
+    collected = run_pytest(tmp_path, source)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    order = [line.split("::")[1] for line in collected.stdout.splitlines() if "::" in line]
+    assert order == ["test_raw", "test_none", "test_tokens", "test_through_a_fixture"]

