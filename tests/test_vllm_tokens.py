@@ -287,3 +287,26 @@ def test_an_extension_of_no_tokens_asks_nothing(vllm_token_engine, tokens, recor
     assert (empty.key, empty.tokens, empty.stopped, empty.cost.engine_calls) == ("none", (), False, 0)
     assert (two.key, len(two.tokens), two.cost.engine_calls) == ("two", 2, 2)
     assert [len(prompts) for prompts, _, _ in recorder.calls] == [1, 1]  # one decode, one scoring prompt
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sampler", "options"), [("power-mcmc", {"block_tokens": 8, "mcmc_steps": 2}),
+                                                  ("power-smc", {"block_tokens": 8, "particles": 4})])
+def test_a_power_samplers_costs_are_what_vllm_returned(vllm_token_engine, recorder, sampler: str,
+                                                       options: dict) -> None:
+    """Both samplers run on the vllm token engine, and the costs of their samples add up to what
+    vLLM's outputs say it generated and computed, sequence by sequence."""
+    from boundary.api.samplers import sampler_spec
+    from boundary.api.types import GenerationRequest, SamplingConfig
+    from boundary.workers.samplers import generate
+
+    prompt = vllm_token_engine.render_chat([{"role": "user", "content": "What is 12 + 30? Answer in one line."}])
+    config = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=24, seed=0)
+    requests = [GenerationRequest("p", prompt, 7, 0, 2)]
+    samples = list(generate(vllm_token_engine, sampler_spec(sampler, options), requests, config))
+    outputs = [o for _, _, outs in recorder.calls for o in outs]
+    assert sorted(c.index for c in samples) == [0, 1] and all(c.num_tokens > 0 for c in samples)
+    assert sum(c.cost.decoded_tokens for c in samples) == sum(len(o.outputs[0].token_ids) for o in outputs)
+    assert sum(c.cost.prefill_tokens for c in samples) == sum(len(o.prompt_token_ids) - o.num_cached_tokens
+                                                              for o in outputs)
+    assert sum(c.cost.engine_calls for c in samples) == len(outputs)
