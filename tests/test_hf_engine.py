@@ -229,6 +229,7 @@ def test_completion_fields(whole) -> None:
             assert "<|im_end|>" not in c.text
         assert c.cumulative_logprob is not None and math.isfinite(c.cumulative_logprob)
         assert c.cumulative_logprob < 0
+        assert c.prompt_tokens is not None and c.prompt_tokens > 10  # the prompt's tokens, the sample's prefill
 
 
 def test_max_model_len_caps_the_completion(cache_dir: Path, hf_engine) -> None:

@@ -76,8 +76,10 @@ def test_samplers_are_separate_runs_and_each_sample_records_its_cost(sqlite_url:
         smc_stats = conn.execute(text(
             "SELECT s.sampler_stats, s.engine_calls FROM samples s JOIN runs r ON r.id = s.run_id "
             "WHERE r.sampler = 'power-smc'")).all()
-        plain = conn.execute(text("SELECT decoded_tokens, num_tokens, engine_calls, sampler_stats FROM samples s "
-                                  "JOIN runs r ON r.id = s.run_id WHERE r.sampler = 'plain'")).all()
+        plain = conn.execute(text(
+            "SELECT s.decoded_tokens, s.num_tokens, s.engine_calls, s.sampler_stats, s.prefill_tokens, rp.prompt "
+            "FROM samples s JOIN runs r ON r.id = s.run_id JOIN run_problems rp ON rp.run_id = s.run_id "
+            "AND rp.problem_id = s.problem_id WHERE r.sampler = 'plain'")).all()
     engine.dispose()
     assert [r[1] for r in runs] == ["plain", "power-mcmc", "power-smc"]
     assert runs[0][2] == "{}" and (runs[0][3], runs[0][4], runs[0][5]) == (0.6, 0.95, 1024)
@@ -85,7 +87,8 @@ def test_samplers_are_separate_runs_and_each_sample_records_its_cost(sqlite_url:
     assert mcmc_options == {"alpha": 4.0, "block_tokens": 4, "mcmc_steps": 3, "proposal_temperature": 0.25,
                             "top_k": 0, "top_p": 1.0}
     assert (runs[1][3], runs[1][4], runs[1][5]) == (0.25, 1.0, 16)  # the proposal's temperature and top-p
-    assert all(d == n and c == 1 and s is None for d, n, c, s in plain)
+    # a plain sample: its own tokens, one call, its prompt's tokens (the echo engine counts words)
+    assert all(d == n and c == 1 and s is None and p == len(prompt.split()) for d, n, c, s, p, prompt in plain)
     assert costs["power-mcmc"] > 1 and costs["power-smc"] >= 1
     for stats, calls in smc_stats:
         stats = json.loads(stats)

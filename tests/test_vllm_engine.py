@@ -84,6 +84,7 @@ def test_completion_fields(vllm_engine) -> None:
         if c.finish_reason == "length":
             assert c.num_tokens == 4
         assert c.cumulative_logprob is not None and math.isfinite(c.cumulative_logprob) and c.cumulative_logprob <= 0
+        assert c.prompt_tokens == len(vllm_engine.tokenizer(long_prompt).input_ids)  # the sample's prefill
 
 
 def test_progress_counts_every_sample(vllm_engine) -> None:

@@ -75,7 +75,8 @@ class EchoEngine:
                 if self.delay_s:
                     time.sleep(self.delay_s)
                 text = self.reply if self.reply is not None else echo_text(request.prompt, request.seed + i)
-                yield Completion(request.key, i, text, len(text.split()), "stop", -float(len(text)) / 10)
+                yield Completion(request.key, i, text, len(text.split()), "stop", -float(len(text)) / 10,
+                                 prompt_tokens=len(request.prompt.split()))
                 if progress is not None:
                     progress(1)
 

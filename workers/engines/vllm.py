@@ -97,6 +97,7 @@ def _completions(request: GenerationRequest, output: Any) -> Iterator[Completion
             num_tokens=len(child.token_ids),
             finish_reason=child.finish_reason,
             cumulative_logprob=child.cumulative_logprob,
+            prompt_tokens=len(output.prompt_token_ids) if output.prompt_token_ids is not None else None,
         )
 
 

@@ -88,7 +88,7 @@ class TransformersEngine:
                 batch.prefill()
                 while not batch.done:
                     for row in batch.step():
-                        yield from self._complete(row, progress)
+                        yield from self._complete(row, len(batch.prompts[row.prompt_slot].ids), progress)
             except RuntimeError as exc:  # out of memory, a device error
                 raise EngineError(f"transformers generation failed: {_first_line(exc)}") from exc
 
@@ -104,7 +104,7 @@ class TransformersEngine:
                 prompts[request.prompt] = Prompt(ids)
         return prompts
 
-    def _complete(self, row: Row, progress: ProgressFn | None) -> Iterator[Completion]:
+    def _complete(self, row: Row, prompt_tokens: int, progress: ProgressFn | None) -> Iterator[Completion]:
         text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
         for copy in range(row.copies):
             if progress is not None:
@@ -116,6 +116,7 @@ class TransformersEngine:
                 num_tokens=len(row.tokens),
                 finish_reason=row.finish_reason,
                 cumulative_logprob=row.logprob,
+                prompt_tokens=prompt_tokens,
             )
 
     def score(self, requests: Sequence[ScoreRequest], progress: ProgressFn | None = None) -> Iterator[ScoreResult]:

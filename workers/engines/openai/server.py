@@ -53,6 +53,7 @@ def completion_of(sample: Sample, body: Any) -> Completion:
         num_tokens=int(num_tokens),
         finish_reason=choice.get("finish_reason"),
         cumulative_logprob=float(sum(token_logprobs)) if token_logprobs else None,
+        prompt_tokens=(body.get("usage") or {}).get("prompt_tokens"),
     )
 
 
