@@ -10,6 +10,7 @@ below and docs/samplers.md.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -107,10 +108,6 @@ class SamplerSpec:
     def is_plain(self) -> bool:
         return self.name == PLAIN
 
-    @property
-    def alpha(self) -> float:
-        return float(self.options["alpha"])
-
     def proposal(self) -> Proposal:
         """The proposal q of a power sampler."""
         o = self.options
@@ -138,9 +135,6 @@ class SamplerSpec:
         changed = [f"{key}={_number(self.options[key])}" for key in order
                    if key in self.options and not _is_default(cls, key, self.options)]
         return " ".join([self.name, *changed])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "options": dict(self.options)}
 
 
 def _is_default(cls: type, key: str, options: Mapping[str, Any]) -> bool:
@@ -268,8 +262,6 @@ def sampler_entries(names: Sequence[str], options: Mapping[str, Any]) -> list[di
 
 def stored_sampler(name: str, options_json: str | None) -> SamplerSpec:
     """The sampler of a stored run (its options are stored resolved)."""
-    import json
-
     return SamplerSpec(name, json.loads(options_json or "{}"))
 
 
