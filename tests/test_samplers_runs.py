@@ -211,3 +211,24 @@ def test_power_mcmc_on_a_real_model_tops_up_to_exactly_one_larger_run(hf_engine,
     draw(fresh, 2)
     assert stored(topped) == stored(fresh) and len(stored(fresh)) == 4
     assert all(decoded > num_tokens for _, num_tokens, decoded, *_ in stored(fresh).values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", [["--sampler", "power-mcmc", "-S", "block_tokens=16", "-S", "mcmc_steps=1"],
+                                     ["--sampler", "power-smc", "-S", "block_tokens=16", "-S", "particles=3"]],
+                         ids=["power-mcmc", "power-smc"])
+def test_boundary_run_power_samples_arith_with_vllm(vllm_token_engine, sqlite_url: str, sampler: list[str]) -> None:
+    """The issue's commands, smaller: `boundary run` on vLLM (the session's processed-mode
+    engine, found in the process cache) prints pass@k with the tokens per sample, and each
+    sample's decoded tokens exceed its own (rejected proposals or discarded particles)."""
+    result = boundary("run", "--model", "smollm2-135m", "--benchmark", "arith", "--limit", "2", "-k", "2",
+                      *sampler, "--max-tokens", "32", "--database-url", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert "pass@k" in result.stdout and "tok/sample" in result.stdout and sampler[1] in result.stdout
+    report = json.loads(boundary("report", "--database-url", sqlite_url, "--json").stdout)[0]
+    assert report["sampler"] == sampler[1] and report["n"] == 2 and set(report["pass_at_k"]) == {"1", "2"}
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT num_tokens, decoded_tokens, engine_calls FROM samples")).all()
+    engine.dispose()
+    assert len(rows) == 4 and all(d > n and c >= 4 for n, d, c in rows)
