@@ -177,17 +177,6 @@ def test_score_keeps_to_the_context(float32_pair) -> None:
     assert (empty.key, empty.sum_logprob, empty.num_tokens) == ("empty", 0.0, 0)
 
 
-@pytest.fixture
-def own_engine_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """An empty engine cache for this test: the CLI's hf engine is closed after it, and the
-    session's cached engine (vLLM's, when loaded) is put back untouched."""
-    from boundary.workers import engines
-
-    monkeypatch.setattr(engines, "_cached", None)
-    yield
-    engines.close_cached()
-
-
 def test_boundary_score_with_the_hf_engine(hf_engine, own_engine_cache, sqlite_url: str) -> None:
     """`boundary score --engine hf` scores a run's samples, as the engine scores them directly."""
     from click.testing import CliRunner

@@ -284,7 +284,7 @@ def test_openai_tokens_is_the_engines_token_engine(server: TokenServer) -> None:
 
 
 def test_boundary_run_with_a_raw_mode_server_refuses_in_one_line_and_registers_nothing(
-        server: TokenServer, tmp_path: Path) -> None:
+        server: TokenServer, tmp_path: Path, own_engine_cache: None) -> None:
     """What a user sees: the sampler refused before any run, model or benchmark is stored."""
     from click.testing import CliRunner
     from sqlalchemy import create_engine, text

@@ -69,3 +69,15 @@ def vllm_token_engine(cache_dir: Path):
     engine = open_engine("vllm", ALIASES["smollm2-135m"], {}, cache_dir, tokens=True)
     yield engine
     close_cached()
+
+
+@pytest.fixture
+def own_engine_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An empty engine cache for one test that runs a command loading an engine in-process (hf,
+    openai): that engine is closed after the test, and the session's cached engine (vLLM's, when
+    loaded) is put back untouched instead of being closed to make room for it."""
+    from boundary.workers import engines
+
+    monkeypatch.setattr(engines, "_cached", None)
+    yield
+    engines.close_cached()
