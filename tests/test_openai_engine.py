@@ -30,6 +30,7 @@ from boundary.api.models import ModelSpec
 from boundary.api.types import Completion, Engine, Extension, GenerationRequest, Proposal, SamplingConfig
 from boundary.workers.engines.openai.engine import OpenAIEngine
 from boundary.workers.engines.openai.options import OpenAIOptions
+from tests.support.http import serving
 
 MODEL = "fake-model"
 SPEC = ModelSpec(name="fake", path=MODEL, role="other")
@@ -184,22 +185,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_json(int(status), error_body(f"planned failure {status}\nsecond line", int(status)), headers)
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
     state = FakeServer()
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    httpd = Server(("127.0.0.1", 0), handler)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler, state) as state.port:
+        yield state
 
 
 def engine_for(server: FakeServer, **options: Any) -> OpenAIEngine:

@@ -27,6 +27,7 @@ from boundary.workers.engines.markov import MarkovTokens
 from boundary.workers.engines.openai.engine import OpenAIEngine
 from boundary.workers.engines.openai.tokens import OpenAITokens
 from boundary.workers.samplers import generate
+from tests.support.http import serving
 
 MODEL = "fake-token-model"
 SPEC = ModelSpec(name="fake", path=MODEL, role="base")
@@ -123,21 +124,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_json(400, {"error": {"message": f"the fake does not answer {self.path} {body}", "code": 400}})
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
 @pytest.fixture
 def server() -> Iterator[TokenServer]:
     state = TokenServer()
-    httpd = Server(("127.0.0.1", 0), type("BoundHandler", (Handler,), {"state": state}))
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler, state) as state.port:
+        yield state
 
 
 def engine_for(server: TokenServer, **options: Any) -> OpenAIEngine:
